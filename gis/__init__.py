@@ -1,0 +1,1 @@
+"""QGIS glue of openEO Tile Jobs: qgis.core only, no widgets."""

@@ -1,0 +1,45 @@
+"""A standard :mod:`logging` handler that writes into QGIS's message log."""
+
+from __future__ import annotations
+
+import logging
+
+from qgis.core import Qgis, QgsMessageLog
+
+#: The tab of the Log Messages panel that the plugin writes to.
+LOG_TAG = "openEO Tile Jobs"
+#: Parent logger of every module of the plugin.
+LOGGER_NAME = __name__.split(".")[0]
+
+_LEVELS = (
+    (logging.ERROR, Qgis.Critical),
+    (logging.WARNING, Qgis.Warning),
+    (logging.INFO, Qgis.Info),
+)
+
+
+class QgsMessageLogHandler(logging.Handler):
+    """Sends log records to the "openEO Tile Jobs" tab; safe from any thread."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            level = next((qgis_level for py_level, qgis_level in _LEVELS if record.levelno >= py_level), Qgis.Info)
+            QgsMessageLog.logMessage(message, LOG_TAG, level, notifyUser=False)
+        except Exception:  # noqa: BLE001 (a log handler must never raise)
+            self.handleError(record)
+
+
+def install_handler(logger_name: str = LOGGER_NAME) -> QgsMessageLogHandler:
+    """Attach a handler to the plugin's logger and return it (for :func:`remove_handler`)."""
+    handler = QgsMessageLogHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def remove_handler(handler: logging.Handler, logger_name: str = LOGGER_NAME) -> None:
+    logging.getLogger(logger_name).removeHandler(handler)

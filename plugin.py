@@ -1,0 +1,105 @@
+"""The plugin object QGIS loads: wires the toolbar, menu, dock and Processing provider."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qgis.core import Qgis, QgsApplication
+from qgis.PyQt.QtCore import QCoreApplication, Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from .core import dependencies
+from .gis.message_log import install_handler, remove_handler
+from .processing.provider import TileJobsProvider
+
+PLUGIN_NAME = "openEO Tile Jobs"
+RESOURCES = Path(__file__).resolve().parent / "resources"
+log = logging.getLogger(__name__)
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("TileJobsPlugin", text)
+
+
+class TileJobsPlugin:
+    """What ``classFactory`` returns. ``iface`` is None under ``qgis_process``."""
+
+    def __init__(self, iface) -> None:
+        self.iface = iface
+        self.provider: TileJobsProvider | None = None
+        self.toolbar = None
+        self.dock = None
+        self.actions: list[QAction] = []
+        self.toggle_dock_action: QAction | None = None
+        self._log_handler = install_handler()
+
+    # Processing ---------------------------------------------------------
+    def initProcessing(self) -> None:
+        if self.provider is None:
+            self.provider = TileJobsProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    # GUI ----------------------------------------------------------------
+    def initGui(self) -> None:
+        self.initProcessing()
+        if self.iface is None:
+            return
+        from .ui.dock import TileJobsDock
+
+        self.toolbar = self.iface.addToolBar(PLUGIN_NAME)
+        self.toolbar.setObjectName("OpenEOTileJobsToolbar")
+
+        self.dock = TileJobsDock(self.iface.mainWindow())
+        self.dock.hide()
+        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+
+        action = QAction(QIcon(str(RESOURCES / "dock.svg")), tr("openEO Tile Jobs panel"), self.iface.mainWindow())
+        action.setObjectName("OpenEOTileJobsToggleDock")
+        action.setCheckable(True)
+        action.setToolTip(tr("Show or hide the openEO Tile Jobs panel"))
+        action.toggled.connect(self.dock.setVisible)
+        self.dock.visibilityChanged.connect(action.setChecked)
+        self._add_action(action)
+        self.toggle_dock_action = action
+
+        self._report_missing_requirements()
+
+    def _add_action(self, action: QAction) -> None:
+        self.toolbar.addAction(action)
+        self.iface.addPluginToWebMenu(PLUGIN_NAME, action)
+        self.actions.append(action)
+
+    def _report_missing_requirements(self) -> None:
+        missing = dependencies.missing_runtime()
+        if not missing:
+            return
+        message = tr(
+            "Missing Python packages: {packages}. Install them with the QPIP plugin, or run: {command}"
+        ).format(packages=", ".join(missing), command=dependencies.install_command())
+        log.warning(message)
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.Warning, 0)
+
+    def unload(self) -> None:
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.iface is not None:
+            for action in self.actions:
+                self.iface.removePluginWebMenu(PLUGIN_NAME, action)
+                if self.toolbar is not None:
+                    self.toolbar.removeAction(action)
+                action.deleteLater()
+            self.actions.clear()
+            self.toggle_dock_action = None
+            if self.dock is not None:
+                self.iface.removeDockWidget(self.dock)
+                self.dock.deleteLater()
+                self.dock = None
+            if self.toolbar is not None:
+                self.toolbar.deleteLater()
+                self.toolbar = None
+        if self._log_handler is not None:
+            remove_handler(self._log_handler)
+            self._log_handler = None

@@ -1,0 +1,1 @@
+"""The Processing provider of openEO Tile Jobs and its algorithms."""

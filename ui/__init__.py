@@ -1,0 +1,1 @@
+"""Widgets of openEO Tile Jobs: the dock panel, dialogs and map tools."""
