@@ -1,0 +1,299 @@
+"""Step 4, Process: which process every tile runs, and its parameters.
+
+The definition is fetched off the main thread (:func:`core.jobspec.resolve_process`),
+then a form is generated from the parameter schemas; the geometry parameter is picked
+automatically and can be overridden.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+from qgis.core import Qgis
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import jobspec
+from ..core.backends import Backend, BackendProfile, make_session
+from . import param_schema as ps
+from . import settings
+from .i18n import translator
+from .param_form import ParameterForm
+from .proxies import qgis_proxies
+from .tasks import run_in_background
+from .widgets import FieldMessage, add_field, hint, new_form
+
+tr = translator("ProcessPage")
+log = logging.getLogger(__name__)
+
+SOURCE_NAMESPACE = "namespace"
+SOURCE_PROCESS_ID = "process_id"
+SOURCE_FILE = "file"
+
+
+def parameter_dicts(parameters) -> list[dict[str, Any]]:
+    """openeo ``Parameter`` tuples -> the dicts :mod:`.param_schema` reads."""
+    out = []
+    for p in parameters:
+        data: dict[str, Any] = {
+            "name": p.name,
+            "description": p.description or "",
+            "schema": p.schema.schema,
+            "optional": bool(p.optional),
+        }
+        if p.has_default():
+            data["default"] = p.default
+        out.append(data)
+    return out
+
+
+class ProcessPage(QWidget):
+    definitionLoaded = pyqtSignal()
+    message = pyqtSignal(str, int)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        #: Returns the backend profiles (for describing a backend process); set by the dock.
+        self.profiles: Callable[[], list[BackendProfile]] = list
+        #: Returns credentials for a profile on the main thread's snapshot; set by the dock.
+        self.credentials_for: Optional[Callable[[list[BackendProfile]], Any]] = None
+        self.resolved: Optional[jobspec.ResolvedProcess] = None
+        self.fields: list[ps.FieldSpec] = []
+        self._task = None
+        self._spec_loaded: Optional[dict] = None
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            hint(
+                tr("The process every tile runs. Its parameters are the same for all tiles,")
+                + " "
+                + tr("except the geometry, which is each tile's own.")
+            )
+        )
+        source = QGroupBox(tr("Process"))
+        form = new_form()
+        source.setLayout(form)
+        self.source_namespace = QRadioButton(tr("Process definition URL (namespace)"))
+        self.source_process_id = QRadioButton(tr("Process of a backend"))
+        self.source_file = QRadioButton(tr("Process graph file"))
+        group = QButtonGroup(self)
+        for button in (self.source_namespace, self.source_process_id, self.source_file):
+            group.addButton(button)
+            form.addRow(button)
+            button.toggled.connect(self._source_changed)
+        self.namespace = QLineEdit()
+        self.namespace.setPlaceholderText("https://…/process.json")
+        self.namespace_message = add_field(form, tr("URL"), self.namespace)
+        self.process_id = QLineEdit()
+        self.process_id.setPlaceholderText(tr("e.g. cloud_free_composite"))
+        self.process_id_message = add_field(form, tr("Process id"), self.process_id)
+        self.backend = QComboBox()
+        self.backend_message = add_field(form, tr("Describe on"), self.backend)
+        self.graph_file = QgsFileWidget()
+        self.graph_file.setFilter(tr("Process graph (*.json)"))
+        self.graph_file_message = add_field(form, tr("File"), self.graph_file)
+        row = QHBoxLayout()
+        self.load_button = QPushButton(tr("Load definition"))
+        row.addWidget(self.load_button)
+        row.addStretch(1)
+        form.addRow(row)
+        self.load_message = FieldMessage()
+        form.addRow(self.load_message)
+        layout.addWidget(source)
+
+        self.params_box = QGroupBox(tr("Parameters"))
+        column = QVBoxLayout(self.params_box)
+        self.summary = QLabel(tr("Load a process definition to see its parameters."))
+        self.summary.setWordWrap(True)
+        column.addWidget(self.summary)
+        geometry_form = new_form()
+        self.geometry_combo = QComboBox()
+        self.geometry_message = add_field(
+            geometry_form, tr("Tile geometry goes to"), self.geometry_combo, tr("The parameter filled per tile")
+        )
+        column.addLayout(geometry_form)
+        self.form = ParameterForm()
+        column.addWidget(self.form)
+        layout.addWidget(self.params_box)
+        layout.addStretch(1)
+
+        self.load_button.clicked.connect(lambda: self.load_definition())
+        self.geometry_combo.currentIndexChanged.connect(self._geometry_changed)
+        self._restore()
+
+    # sources ----------------------------------------------------------------------
+    def source(self) -> str:
+        if self.source_process_id.isChecked():
+            return SOURCE_PROCESS_ID
+        if self.source_file.isChecked():
+            return SOURCE_FILE
+        return SOURCE_NAMESPACE
+
+    def set_source(self, source: str) -> None:
+        buttons = {
+            SOURCE_NAMESPACE: self.source_namespace,
+            SOURCE_PROCESS_ID: self.source_process_id,
+            SOURCE_FILE: self.source_file,
+        }
+        buttons.get(source, self.source_namespace).setChecked(True)
+
+    def _source_changed(self, *_: Any) -> None:
+        source = self.source()
+        self.namespace.setEnabled(source == SOURCE_NAMESPACE)
+        self.process_id.setEnabled(source in (SOURCE_NAMESPACE, SOURCE_PROCESS_ID))
+        self.backend.setEnabled(source == SOURCE_PROCESS_ID)
+        self.graph_file.setEnabled(source == SOURCE_FILE)
+
+    def refresh_backends(self) -> None:
+        current = self.backend.currentText()
+        self.backend.clear()
+        for profile in self.profiles():
+            self.backend.addItem(profile.name)
+        index = self.backend.findText(current)
+        if index >= 0:
+            self.backend.setCurrentIndex(index)
+
+    def _restore(self) -> None:
+        self.set_source(settings.value("process/source", SOURCE_NAMESPACE, str) or SOURCE_NAMESPACE)
+        self.namespace.setText(settings.value("process/namespace", "", str))
+        self.process_id.setText(settings.value("process/process_id", "", str))
+        self.graph_file.setFilePath(settings.value("process/file", "", str))
+        self._source_changed()
+
+    def _remember(self) -> None:
+        settings.set_value("process/source", self.source())
+        settings.set_value("process/namespace", self.namespace.text().strip())
+        settings.set_value("process/process_id", self.process_id.text().strip())
+        settings.set_value("process/file", self.graph_file.filePath().strip())
+        if self.resolved is not None:
+            settings.set_json_value("process/parameters", self.form.values())
+
+    # loading ---------------------------------------------------------------------------
+    def _source_spec(self) -> Optional[jobspec.JobSpec]:
+        """A JobSpec without parameters from the source fields, or None after showing messages."""
+        for message in (self.namespace_message, self.process_id_message, self.backend_message, self.graph_file_message):
+            message.clear_message()
+        source = self.source()
+        try:
+            if source == SOURCE_NAMESPACE:
+                url = self.namespace.text().strip()
+                if not url.startswith(("http://", "https://")):
+                    self.namespace_message.show_message(tr("Enter the http(s) URL of a process definition."))
+                    return None
+                return jobspec.JobSpec(namespace=url, process_id=self.process_id.text().strip() or None)
+            if source == SOURCE_PROCESS_ID:
+                ok = True
+                if not self.process_id.text().strip():
+                    self.process_id_message.show_message(tr("Enter the id of a process of the backend."))
+                    ok = False
+                if not self.backend.currentText():
+                    self.backend_message.show_message(tr("Add a backend first (step Backends)."))
+                    ok = False
+                return jobspec.JobSpec(process_id=self.process_id.text().strip()) if ok else None
+            path = self.graph_file.filePath().strip()
+            if not path:
+                self.graph_file_message.show_message(tr("Choose a process graph file."))
+                return None
+            return jobspec.JobSpec(process_graph_file=path)
+        except jobspec.JobSpecError as exc:
+            self.load_message.show_message(str(exc))
+            return None
+
+    def load_definition(self, on_done: Optional[Callable[[], None]] = None) -> None:
+        spec = self._source_spec()
+        if spec is None:
+            return
+        self.load_message.clear_message()
+        profile = None
+        if spec.process_id and not spec.namespace:
+            profile = next((p for p in self.profiles() if p.name == self.backend.currentText()), None)
+        snapshot = self.credentials_for([profile]) if profile is not None and self.credentials_for else None
+        proxies = qgis_proxies()
+        self.load_button.setEnabled(False)
+        self.summary.setText(tr("Loading the process definition…"))
+
+        def work(_task) -> jobspec.ResolvedProcess:
+            connection = None
+            if profile is not None:
+                provider = snapshot.provider if snapshot is not None else None
+                connection = Backend(profile, provider, proxies).connect()
+            return jobspec.resolve_process(spec, connection=connection, session=make_session(proxies))
+
+        def done(resolved: jobspec.ResolvedProcess) -> None:
+            self.load_button.setEnabled(True)
+            self.show_definition(resolved)
+            self._remember()
+            if on_done:
+                on_done()
+
+        def failed(error: BaseException) -> None:
+            self.load_button.setEnabled(True)
+            self.summary.setText(tr("Load a process definition to see its parameters."))
+            self.load_message.show_message(str(error))
+            self.message.emit(tr("Cannot load the process: {error}").format(error=error), Qgis.Warning)
+
+        self._task = run_in_background(tr("Loading the process definition"), work, done, failed)
+        self._task_refs = (snapshot,)
+
+    def show_definition(self, resolved: jobspec.ResolvedProcess) -> None:
+        self.resolved = resolved
+        self.fields = ps.fields_from_parameters(parameter_dicts(resolved.parameters))
+        geometry = resolved.geometry_parameter or ps.geometry_field(self.fields)
+        self.geometry_combo.blockSignals(True)
+        self.geometry_combo.clear()
+        self.geometry_combo.addItem(tr("(none: every tile runs the same)"), None)
+        for spec in self.fields:
+            self.geometry_combo.addItem(spec.name, spec.name)
+        self.geometry_combo.setCurrentIndex(max(0, self.geometry_combo.findData(geometry)))
+        self.geometry_combo.blockSignals(False)
+        self.form.set_fields(self.fields, geometry)
+        stored = settings.json_value("process/parameters", {}) or {}
+        self.form.set_values({k: v for k, v in stored.items() if k != geometry})
+        count = len(self.fields)
+        self.summary.setText(tr("{process}: {count} parameter(s).").format(process=resolved.process_id, count=count))
+        self._geometry_changed()
+        self.definitionLoaded.emit()
+
+    def _geometry_changed(self, *_: Any) -> None:
+        name = self.geometry_combo.currentData()
+        self.form.set_geometry_parameter(name)
+        if self.resolved is not None and name is None:
+            self.geometry_message.show_message(tr("No parameter gets the tile: every tile would compute the same."))
+        else:
+            self.geometry_message.clear_message()
+
+    # result --------------------------------------------------------------------------------
+    def validate(self) -> bool:
+        if self.resolved is None:
+            self.load_message.show_message(tr("Load the process definition first."))
+            return False
+        ok = self.form.validate()
+        if self.geometry_combo.currentData() is None:
+            self.geometry_message.show_message(tr("Choose the parameter that receives each tile's geometry."))
+            ok = False
+        return ok
+
+    def job_spec(self) -> Optional[jobspec.JobSpec]:
+        """The JobSpec for the run, or None after showing what is wrong."""
+        if not self.validate():
+            return None
+        spec = self._source_spec()
+        if spec is None:
+            return None
+        spec.parameters = self.form.values()
+        spec.geometry_parameter = self.geometry_combo.currentData()
+        self._remember()
+        return spec

@@ -1,0 +1,333 @@
+"""Step 5, Run: output folder; start, stop, resume, retry failed tiles, cancel remote jobs;
+live counts by status and backend, costs, elapsed time and ETA; the tile table and its menu.
+
+The page shows what the run engine reports; the dock wires its buttons to the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import QModelIndex, Qt, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import statuses
+from . import settings
+from .i18n import translator
+from .tile_table import FID_ROLE, TileFilterModel, TileTableModel
+from .widgets import FieldMessage, add_field, icon, new_form
+
+tr = translator("RunPage")
+
+FAILED_STATUSES = (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED)
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def estimate_remaining(done: int, total: int, elapsed_s: float) -> Optional[float]:
+    """Seconds left at the average pace so far (None until a tile is done)."""
+    if done <= 0 or total <= 0 or elapsed_s <= 0:
+        return None
+    return (total - done) * elapsed_s / done
+
+
+class TileActions:
+    """What the tile menu does; the dock fills these in with the engine's and the map's functions."""
+
+    def __init__(self) -> None:
+        self.show_logs: Optional[Callable[[dict], None]] = None
+        self.retry: Optional[Callable[[list[int]], None]] = None
+        self.open_folder: Optional[Callable[[dict], None]] = None
+        self.add_result_layer: Optional[Callable[[dict], None]] = None
+        self.copy_job_id: Optional[Callable[[dict], None]] = None
+        self.zoom_to: Optional[Callable[[int], None]] = None
+
+
+def build_tile_menu(menu: QMenu, rows: list[dict], actions: TileActions) -> None:
+    """Fill ``menu`` for the selected tile rows (shared by the table and the map)."""
+    if not rows:
+        return
+    first = rows[0]
+    has_job = bool(first.get("id"))
+    if actions.zoom_to:
+        menu.addAction(tr("Zoom to tile"), lambda: actions.zoom_to(int(first["fid"])))
+    logs = menu.addAction(tr("Show job logs…"), lambda: actions.show_logs(first) if actions.show_logs else None)
+    logs.setEnabled(has_job and actions.show_logs is not None)
+    failed = [int(r["fid"]) for r in rows if r.get("status") in FAILED_STATUSES]
+    retry = menu.addAction(
+        icon("retry"),
+        tr("Retry tile") if len(rows) == 1 else tr("Retry {count} failed tiles").format(count=len(failed)),
+        lambda: actions.retry(failed) if actions.retry else None,
+    )
+    retry.setEnabled(bool(failed) and actions.retry is not None)
+    menu.addSeparator()
+    folder = menu.addAction(
+        tr("Open result folder"), lambda: actions.open_folder(first) if actions.open_folder else None
+    )
+    folder.setEnabled(bool(first.get("result_dir")) and actions.open_folder is not None)
+    layer = menu.addAction(
+        tr("Add result layer"), lambda: actions.add_result_layer(first) if actions.add_result_layer else None
+    )
+    layer.setEnabled(bool(first.get("result_dir")) and actions.add_result_layer is not None)
+    copy = menu.addAction(tr("Copy job id"), lambda: actions.copy_job_id(first) if actions.copy_job_id else None)
+    copy.setEnabled(has_job and actions.copy_job_id is not None)
+
+
+class RunPage(QWidget):
+    startRequested = pyqtSignal()
+    stopRequested = pyqtSignal()
+    retryFailedRequested = pyqtSignal()
+    cancelRemoteRequested = pyqtSignal()
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.actions = TileActions()
+        self.running = False
+        self.started_at: Optional[float] = None
+        self.total = 0
+        self.done = 0
+
+        layout = QVBoxLayout(self)
+        box = QGroupBox(tr("Run"))
+        form = new_form()
+        box.setLayout(form)
+        self.database_label = QLabel(tr("Create the grid first (step Grid)."))
+        self.database_label.setWordWrap(True)
+        form.addRow(tr("Job database:"), self.database_label)
+        self.output = QgsFileWidget()
+        self.output.setStorageMode(QgsFileWidget.GetDirectory)
+        self.output.setFilePath(settings.value("run/output", "", str))
+        self.output_message = add_field(form, tr("Output folder"), self.output, tr("Where each tile's results go"))
+        buttons = QGridLayout()
+        self.start_button = QPushButton(icon("run"), tr("Start"))
+        self.stop_button = QPushButton(icon("stop"), tr("Stop"))
+        self.retry_button = QPushButton(icon("retry"), tr("Retry failed"))
+        self.cancel_remote_button = QPushButton(tr("Cancel remote jobs"))
+        self.start_button.setToolTip(tr("Start the run, or resume it where it stopped"))
+        self.stop_button.setToolTip(tr("Stop watching and starting jobs; jobs already on the backends go on"))
+        self.cancel_remote_button.setToolTip(tr("Cancel every job of this run that is still on a backend"))
+        buttons.addWidget(self.start_button, 0, 0)
+        buttons.addWidget(self.stop_button, 0, 1)
+        buttons.addWidget(self.retry_button, 1, 0)
+        buttons.addWidget(self.cancel_remote_button, 1, 1)
+        form.addRow(buttons)
+        self.start_message = FieldMessage()
+        form.addRow(self.start_message)
+        layout.addWidget(box)
+
+        progress_box = QGroupBox(tr("Progress"))
+        column = QVBoxLayout(progress_box)
+        self.progress = QProgressBar()
+        self.progress.setFormat(tr("%v of %m tiles done"))
+        column.addWidget(self.progress)
+        self.counts_grid = QGridLayout()
+        self.count_labels: dict[str, QLabel] = {}
+        for i, status in enumerate(statuses.ALL_STATUSES):
+            swatch = QLabel()
+            swatch.setFixedSize(12, 12)
+            swatch.setStyleSheet(
+                f"background: {statuses.CSS_HEX.get(statuses.color_of(status))}; border: 1px solid #333;"
+            )
+            name = QLabel(status.replace("_", " "))
+            count = QLabel("0")
+            count.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            count.setObjectName(f"count_{status}")
+            self.count_labels[status] = count
+            row, col = divmod(i, 2)
+            self.counts_grid.addWidget(swatch, row, col * 3)
+            self.counts_grid.addWidget(name, row, col * 3 + 1)
+            self.counts_grid.addWidget(count, row, col * 3 + 2)
+        column.addLayout(self.counts_grid)
+        stats = new_form()
+        self.backends_label = QLabel("–")
+        self.backends_label.setWordWrap(True)
+        self.costs_label = QLabel("–")
+        self.elapsed_label = QLabel("–")
+        self.eta_label = QLabel("–")
+        stats.addRow(tr("Backends:"), self.backends_label)
+        stats.addRow(tr("Costs so far:"), self.costs_label)
+        stats.addRow(tr("Elapsed:"), self.elapsed_label)
+        stats.addRow(tr("Time left:"), self.eta_label)
+        column.addLayout(stats)
+        layout.addWidget(progress_box)
+
+        tiles_box = QGroupBox(tr("Tiles"))
+        column = QVBoxLayout(tiles_box)
+        filter_row = QHBoxLayout()
+        filter_row.addWidget(QLabel(tr("Show:")))
+        self.filter = QComboBox()
+        self.filter.addItem(tr("All tiles"), ())
+        self.filter.addItem(tr("Failed"), FAILED_STATUSES)
+        self.filter.addItem(tr("Active"), tuple(statuses.ACTIVE_STATUSES))
+        self.filter.addItem(tr("Finished"), (statuses.FINISHED,))
+        filter_row.addWidget(self.filter, 1)
+        column.addLayout(filter_row)
+        self.model = TileTableModel(self)
+        self.proxy = TileFilterModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumHeight(180)
+        column.addWidget(self.table)
+        layout.addWidget(tiles_box, 1)
+
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
+        self.start_button.clicked.connect(self.startRequested)
+        self.stop_button.clicked.connect(self.stopRequested)
+        self.retry_button.clicked.connect(self.retryFailedRequested)
+        self.cancel_remote_button.clicked.connect(self.cancelRemoteRequested)
+        self.filter.currentIndexChanged.connect(lambda _: self.proxy.set_statuses(self.filter.currentData() or ()))
+        self.table.doubleClicked.connect(self._double_clicked)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.set_running(False)
+
+    # state -------------------------------------------------------------------------------
+    def set_database(self, path: Optional[str], rows: Optional[list[dict]] = None) -> None:
+        self.database_label.setText(path or tr("Create the grid first (step Grid)."))
+        self.model.set_rows(rows or [])
+        self.table.resizeColumnsToContents()
+        self.show_counts(self.model.counts())
+
+    def set_running(self, running: bool) -> None:
+        self.running = running
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.output.setEnabled(not running)
+        if running:
+            if self.started_at is None:
+                self.started_at = time.monotonic()
+            self._clock.start()
+        else:
+            self._clock.stop()
+
+    def validate_output(self) -> bool:
+        from pathlib import Path
+
+        path = self.output.filePath().strip()
+        if not path:
+            self.output_message.show_message(tr("Choose a folder for the results."))
+            return False
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            self.output_message.show_message(tr("This is a file, not a folder."))
+            return False
+        if not folder.exists() and not folder.parent.is_dir():
+            self.output_message.show_message(tr("The folder {folder} does not exist.").format(folder=folder.parent))
+            return False
+        self.output_message.clear_message()
+        settings.set_value("run/output", path)
+        return True
+
+    # events -------------------------------------------------------------------------------
+    def show_counts(self, counts: dict[str, int], total: Optional[int] = None) -> None:
+        for status, label in self.count_labels.items():
+            label.setText(f"{counts.get(status, 0):,}")
+        self.total = total if total is not None else sum(counts.values())
+        self.done = sum(n for s, n in counts.items() if s in statuses.FINAL_STATUSES)
+        self.progress.setMaximum(max(1, self.total))
+        self.progress.setValue(self.done)
+        self._tick()
+
+    def show_backends(self, active_per_backend: dict[str, int], states: Optional[dict[str, str]] = None) -> None:
+        names = sorted(set(active_per_backend) | set(states or {}))
+        parts = []
+        for name in names:
+            text = tr("{backend}: {count} active").format(backend=name, count=active_per_backend.get(name, 0))
+            state = (states or {}).get(name)
+            if state and state != "ok":
+                text += f" ({state.replace('_', ' ')})"
+            parts.append(text)
+        self.backends_label.setText("\n".join(parts) or "–")
+
+    def show_costs(self, total: float, per_backend: Optional[dict[str, float]] = None) -> None:
+        text = f"{total:,.2f}"
+        if per_backend and len(per_backend) > 1:
+            text += " (" + ", ".join(f"{k}: {v:,.2f}" for k, v in sorted(per_backend.items())) + ")"
+        self.costs_label.setText(text)
+
+    def update_rows(self, rows: list[dict]) -> None:
+        self.model.update_rows(rows)
+
+    def _tick(self) -> None:
+        if self.started_at is None:
+            return
+        elapsed = time.monotonic() - self.started_at
+        self.elapsed_label.setText(format_duration(elapsed))
+        if self.total and self.done >= self.total:
+            self.eta_label.setText(tr("done"))
+        else:
+            self.eta_label.setText(format_duration(estimate_remaining(self.done, self.total, elapsed)))
+
+    # table --------------------------------------------------------------------------------
+    def selected_rows(self) -> list[dict]:
+        rows = []
+        for index in self.table.selectionModel().selectedRows():
+            source = self.proxy.mapToSource(index)
+            rows.append(self.model.row_data(source.row()))
+        return rows
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        fid = self.proxy.data(index, FID_ROLE)
+        if fid is not None and self.actions.zoom_to:
+            self.actions.zoom_to(int(fid))
+
+    def tile_menu(self, rows: Optional[list[dict]] = None) -> QMenu:
+        menu = QMenu(self)
+        build_tile_menu(menu, rows if rows is not None else self.selected_rows(), self.actions)
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        index = self.table.indexAt(pos)
+        if index.isValid() and not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
+            self.table.selectRow(index.row())
+        menu = self.tile_menu()
+        if not menu.isEmpty():
+            menu.exec_(self.table.viewport().mapToGlobal(pos))
+
+    def select_fid(self, fid: int) -> bool:
+        row = self.model.row_of_fid(fid)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            self.filter.setCurrentIndex(0)
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self.table.selectRow(index.row())
+        self.table.scrollTo(index)
+        return True
+
+    def close_down(self) -> None:
+        self._clock.stop()

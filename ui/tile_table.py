@@ -1,0 +1,131 @@
+"""The tile table: a QAbstractTableModel over the job database's rows.
+
+It loads every row once (:meth:`JobDB.all_rows` on the columns it shows) and then
+refreshes only the rows an event names, by feature id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from qgis.PyQt.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from qgis.PyQt.QtGui import QBrush, QColor
+
+from ..core import statuses
+from .i18n import translator
+
+tr = translator("TileTable")
+
+#: (column in the job database, header) in display order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tile_id", "Tile"),
+    ("status", "Status"),
+    ("id", "Job id"),
+    ("backend_name", "Backend"),
+    ("duration", "Duration"),
+    ("costs", "Costs"),
+)
+DB_COLUMNS = ("fid", "tile_id", "status", "id", "backend_name", "duration", "costs", "result_dir", "last_error")
+FID_ROLE = Qt.UserRole + 1
+STATUS_ROLE = Qt.UserRole + 2
+
+
+def headers() -> list[str]:
+    return [tr(h) for _, h in COLUMNS]
+
+
+class TileTableModel(QAbstractTableModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._rows: list[dict[str, Any]] = []
+        self._index: dict[int, int] = {}  # fid -> row
+        self._headers = headers()
+
+    # loading ------------------------------------------------------------------------
+    def set_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.beginResetModel()
+        self._rows = [dict(r) for r in rows]
+        self._index = {int(r["fid"]): i for i, r in enumerate(self._rows)}
+        self.endResetModel()
+
+    def load(self, db) -> None:
+        self.set_rows(db.all_rows(columns=[c for c in DB_COLUMNS if c != "fid"]))
+
+    def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace the rows with these fids (e.g. from :meth:`JobDB.get_many`)."""
+        for row in rows:
+            i = self._index.get(int(row["fid"]))
+            if i is None:
+                continue
+            self._rows[i].update(row)
+            self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+
+    def row_data(self, row: int) -> dict[str, Any]:
+        return self._rows[row]
+
+    def row_of_fid(self, fid: int) -> Optional[int]:
+        return self._index.get(fid)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self._rows:
+            out[row.get("status") or ""] = out.get(row.get("status") or "", 0) + 1
+        return out
+
+    # Qt API ----------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation, role: int = Qt.DisplayRole) -> Any:
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self._headers[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        column = COLUMNS[index.column()][0]
+        value = row.get(column)
+        if role == Qt.DisplayRole:
+            if column == "costs":
+                return "" if value is None else f"{float(value):.2f}"
+            return "" if value is None else str(value)
+        if role == Qt.DecorationRole and column == "status":
+            return QColor(statuses.CSS_HEX.get(statuses.color_of(value), "#808080"))
+        if role == Qt.ToolTipRole and column == "status" and row.get("last_error"):
+            return str(row["last_error"])
+        if role == Qt.ForegroundRole and column == "status" and value in (statuses.ERROR, statuses.START_FAILED):
+            return QBrush(QColor("#b00000"))
+        if role == FID_ROLE:
+            return int(row["fid"])
+        if role == STATUS_ROLE:
+            return row.get("status")
+        if role == Qt.UserRole:  # sort key
+            if column == "costs":
+                return float(value) if value is not None else -1.0
+            return "" if value is None else str(value)
+        return None
+
+
+class TileFilterModel(QSortFilterProxyModel):
+    """Sorts the table and filters it by status (empty filter: every tile)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setSortRole(Qt.UserRole)
+        self._statuses: frozenset[str] = frozenset()
+
+    def set_statuses(self, wanted: Sequence[str]) -> None:
+        self._statuses = frozenset(wanted)
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        if not self._statuses:
+            return True
+        model = self.sourceModel()
+        return model.data(model.index(source_row, 0, source_parent), STATUS_ROLE) in self._statuses
