@@ -40,3 +40,33 @@ def pytest_report_header(config) -> str:
 
     platform = os.environ.get("QT_QPA_PLATFORM")
     return f"QGIS {Qgis.QGIS_VERSION}, Python {sys.version.split()[0]}, QT_QPA_PLATFORM={platform}"
+
+
+# -- Local demo backend (issue 3) -------------------------------------------------------------
+# Imports stay inside the fixtures: tests that do not use them never import flask.
+FAST_BACKEND = {"workers": 2, "pixel_size": 200.0}
+
+
+@pytest.fixture()
+def local_backend_factory(tmp_path: Path):
+    """``make(**config)`` starts a Local demo backend (coarse pixels unless overridden) with a
+    fresh data dir (or ``data_dir=...`` to reuse one); all are stopped after the test."""
+    from openeo_tile_jobs.local_backend import LocalBackend
+
+    started = []
+
+    def make(**config):
+        data_dir = config.pop("data_dir", None) or tmp_path / f"backend-{len(started)}"
+        backend = LocalBackend(data_dir=data_dir, port=config.pop("port", 0), **{**FAST_BACKEND, **config})
+        started.append(backend.start())
+        return backend
+
+    yield make
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture()
+def local_backend(local_backend_factory):
+    """A running Local demo backend: no auth, 2 workers, 200 m pixels (jobs take milliseconds)."""
+    return local_backend_factory()

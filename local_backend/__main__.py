@@ -1,0 +1,71 @@
+"""``python -m local_backend --port 8089 --data-dir DIR [options]`` (from the repository root)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import INSTALL_HINT, missing_requirements
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD")
+    return name, password
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m local_backend", description="Local demo openEO backend")
+    p.add_argument("--port", type=int, default=8089, help="0 picks a free port (default 8089)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--data-dir", required=True, help="jobs.sqlite and results/ live here")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--pixel-size", type=float, default=10.0, help="metres (default 10)")
+    p.add_argument("--max-concurrent-jobs-per-user", type=int, default=0, help="0 = unlimited")
+    p.add_argument("--over-limit", choices=("queue", "refuse"), default="queue")
+    p.add_argument("--min-queue-time", type=float, default=0.0)
+    p.add_argument("--min-run-time", type=float, default=0.0)
+    p.add_argument("--auth", choices=("none", "basic", "oidc", "basic+oidc"), default="none")
+    p.add_argument("--user", action="append", type=_user, default=[], help="NAME:PASSWORD, repeatable")
+    p.add_argument("--token-lifetime", type=float, default=3600.0)
+    p.add_argument("--oidc-auto-approve-after", type=float, default=None)
+    p.add_argument("--faults", default="{}", help='JSON, e.g. \'{"error_503": 0.1, "latency": 0.2}\'')
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = missing_requirements()
+    if missing:
+        print(f"The Local demo backend needs {', '.join(missing)}: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .server import LocalBackend
+
+    config = dict(
+        workers=args.workers,
+        pixel_size=args.pixel_size,
+        max_concurrent_jobs_per_user=args.max_concurrent_jobs_per_user,
+        over_limit=args.over_limit,
+        min_queue_time=args.min_queue_time,
+        min_run_time=args.min_run_time,
+        auth=args.auth,
+        token_lifetime=args.token_lifetime,
+        oidc_auto_approve_after=args.oidc_auto_approve_after,
+        faults=json.loads(args.faults),
+        host=args.host,
+    )
+    if args.user:
+        config["users"] = dict(args.user)
+    backend = LocalBackend(args.data_dir, port=args.port, **config)
+    print(f"Local demo backend: {args.host}:{args.port} (data in {args.data_dir}); Ctrl+C stops", flush=True)
+    backend.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
