@@ -51,7 +51,7 @@ class TileJobsPlugin:
         self.toolbar = self.iface.addToolBar(PLUGIN_NAME)
         self.toolbar.setObjectName("OpenEOTileJobsToolbar")
 
-        self.dock = TileJobsDock(self.iface.mainWindow())
+        self.dock = TileJobsDock(self.iface.mainWindow(), iface=self.iface)
         self.dock.hide()
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
 
@@ -63,8 +63,26 @@ class TileJobsPlugin:
         self.dock.visibilityChanged.connect(action.setChecked)
         self._add_action(action)
         self.toggle_dock_action = action
+        self._add_aoi_actions()
 
         self._report_missing_requirements()
+
+    def _add_aoi_actions(self) -> None:
+        """Draw a rectangle / polygon AOI, use the selected features (menu: the layer's extent)."""
+        from qgis.PyQt.QtWidgets import QToolButton
+
+        controller = self.dock.aoi_controller
+        for action in controller.toolbar_actions():
+            action.triggered.connect(lambda *_: self._show_area_step())
+            self._add_action(action)
+        button = self.toolbar.widgetForAction(controller.selection_action)
+        if isinstance(button, QToolButton):
+            button.setPopupMode(QToolButton.MenuButtonPopup)
+
+    def _show_area_step(self) -> None:
+        if self.dock is not None:
+            self.dock.show()
+            self.dock.show_step(0)
 
     def _add_action(self, action: QAction) -> None:
         self.toolbar.addAction(action)
@@ -94,6 +112,7 @@ class TileJobsPlugin:
             self.actions.clear()
             self.toggle_dock_action = None
             if self.dock is not None:
+                self.dock.close_down()  # map tools off the canvas, rubber bands removed, run stopped
                 self.iface.removeDockWidget(self.dock)
                 self.dock.deleteLater()
                 self.dock = None

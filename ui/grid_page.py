@@ -272,13 +272,12 @@ class GridPage(QWidget):
         self.preview_grid = None
         self.preview_count = None
         self.preview_error = None
-        if self.aoi is None:
-            self.count_label.setText(tr("Draw an area first."))
-            self._show_limit(None)
-            self._draw_preview()
-            return
-        if not self._validate_inputs():
-            self.count_label.setText(tr("Fix the fields above to see the tiles."))
+        inputs_ok = self._validate_inputs()
+        if self.aoi is None or not inputs_ok:
+            if self.aoi is None:
+                self.count_label.setText(tr("Draw an area first."))
+            else:
+                self.count_label.setText(tr("Fix the fields above to see the tiles."))
             self._show_limit(None)
             self._draw_preview()
             return

@@ -1,15 +1,29 @@
-"""The Local demo backend, started inside this QGIS when the user picks its preset."""
+"""The Local demo backend, started inside this QGIS when the user picks its preset.
+
+It serves synthetic Sentinel-2 data and the demo process on 127.0.0.1 (a free port),
+keeps its jobs under the QGIS profile folder, and signs users in through the OIDC
+device flow (approve the code on its own page, or ``approve_device`` in tests).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _backend: Optional[Any] = None
+#: Keyword arguments for the LocalBackend the preset starts (tests and the demo may change them first).
+OPTIONS: dict[str, Any] = {"auth": "oidc", "pixel_size": 100.0}
+
+
+def data_dir() -> Path:
+    from qgis.core import QgsApplication
+
+    return Path(QgsApplication.qgisSettingsDirPath()) / "openeo_tile_jobs" / "local_backend"
 
 
 def local_backend_url() -> str:
@@ -19,15 +33,23 @@ def local_backend_url() -> str:
         if _backend is None:
             from ..local_backend import LocalBackend
 
-            backend = LocalBackend(auth="oidc")
-            backend.start()
-            _backend = backend
-            log.info("Local demo backend started at %s", backend.url)
+            folder = data_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            _backend = LocalBackend(data_dir=str(folder), port=0, **OPTIONS).start()
+            log.info("Local demo backend started at %s", _backend.url)
         return _backend.url
 
 
 def running_backend() -> Optional[Any]:
+    """The LocalBackend started by the preset, if any."""
     return _backend
+
+
+def use_backend(backend: Any) -> None:
+    """Make an already running LocalBackend the preset's (tests, ``make demo``)."""
+    global _backend
+    with _lock:
+        _backend = backend
 
 
 def stop() -> None:

@@ -107,7 +107,10 @@ class ProcessPage(QWidget):
         self.graph_file_message = add_field(form, tr("File"), self.graph_file)
         row = QHBoxLayout()
         self.load_button = QPushButton(tr("Load definition"))
+        self.demo_button = QPushButton(tr("Demo process"))
+        self.demo_button.setToolTip(tr("The cloud-free composite of the Local demo backend"))
         row.addWidget(self.load_button)
+        row.addWidget(self.demo_button)
         row.addStretch(1)
         form.addRow(row)
         self.load_message = FieldMessage()
@@ -131,6 +134,7 @@ class ProcessPage(QWidget):
         layout.addStretch(1)
 
         self.load_button.clicked.connect(lambda: self.load_definition())
+        self.demo_button.clicked.connect(lambda: self.use_demo_process())
         self.geometry_combo.currentIndexChanged.connect(self._geometry_changed)
         self._restore()
 
@@ -149,6 +153,20 @@ class ProcessPage(QWidget):
             SOURCE_FILE: self.source_file,
         }
         buttons.get(source, self.source_namespace).setChecked(True)
+
+    def use_demo_process(self, on_done: Optional[Callable[[], None]] = None) -> bool:
+        """Pick the Local demo backend's cloud-free composite (a namespace URL) and load it."""
+        from . import local_demo
+
+        backend = local_demo.running_backend()
+        if backend is None:
+            self.load_message.show_message(tr("Add the Local demo backend first (step Backends)."))
+            return False
+        self.set_source(SOURCE_NAMESPACE)
+        self.namespace.setText(backend.demo_process_url)
+        self.process_id.clear()
+        self.load_definition(on_done)
+        return True
 
     def _source_changed(self, *_: Any) -> None:
         source = self.source()

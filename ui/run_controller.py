@@ -37,7 +37,7 @@ from ..core.jobdb import JobDB
 from ..core.scheduler import EngineConfig, Scheduler
 from .i18n import translator
 from .proxies import qgis_proxies
-from .tasks import run_in_background
+from .tasks import run_in_background, run_in_python_thread
 from .tile_table import DB_COLUMNS
 
 if TYPE_CHECKING:
@@ -93,6 +93,9 @@ class EngineRunner(QgsTask):
         self._stop = threading.Event()
 
     def run(self) -> bool:
+        return run_in_python_thread(self._loop)  # pyproj crashes in QThreadPool threads (see .tasks)
+
+    def _loop(self) -> bool:
         try:
             while not self._stop.is_set() and not self.isCanceled():
                 report = self.scheduler.step()

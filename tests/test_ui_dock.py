@@ -1,0 +1,138 @@
+"""The dock's steps driven through their real widgets: AOI drawn with the mouse, tile count,
+grid creation with the limit confirmation, and invalid inputs that start nothing."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsSettings
+from qgis.PyQt.QtCore import QPoint, Qt
+
+from openeo_tile_jobs.core import grid as core_grid
+from openeo_tile_jobs.ui.dock import TileJobsDock
+
+UTM31 = QgsCoordinateReferenceSystem("EPSG:32631")
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_canvas, qtbot):
+    QgsSettings().remove("openeo_tile_jobs")
+    window = qgis_canvas.window()
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitUntil(lambda: qgis_canvas.mapSettings().outputSize().width() > 700)
+    qgis_canvas.setDestinationCrs(UTM31)
+    qgis_canvas.setExtent(QgsRectangle(500_000, 5_000_000, 580_000, 5_060_000))
+    panel = TileJobsDock(None, iface=qgis_iface)
+    panel.resize(400, 900)
+    panel.show()
+    yield panel
+    panel.close_down()
+    panel.close()
+    panel.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+    QgsSettings().remove("openeo_tile_jobs")
+
+
+def draw_rectangle(canvas, qtbot, start=QPoint(100, 100), end=QPoint(300, 250)) -> None:
+    viewport = canvas.viewport()
+    qtbot.mousePress(viewport, Qt.LeftButton, pos=start)
+    qtbot.mouseMove(viewport, pos=(start + end) / 2)
+    qtbot.mouseMove(viewport, pos=end)
+    qtbot.mouseRelease(viewport, Qt.LeftButton, pos=end)
+
+
+def test_every_step_reads_at_dock_width(dock) -> None:
+    assert dock.tabs.count() == 5
+    for index in range(dock.tabs.count()):
+        page = dock.tabs.widget(index).widget()  # the scroll area's content
+        assert page.minimumSizeHint().width() <= 400, dock.tabs.tabText(index)
+
+
+def test_draw_aoi_preview_count_and_create_grid(dock, qgis_canvas, qtbot, tmp_path) -> None:
+    dock.aoi_controller.rectangle_action.trigger()
+    assert qgis_canvas.mapTool() is dock.aoi_controller.rectangle_tool
+    draw_rectangle(qgis_canvas, qtbot)
+
+    aoi = dock.aoi_controller.aoi
+    assert aoi is not None and aoi.crs.authid() == "EPSG:32631"
+    assert "km²" in dock.area_page.area_label.text()
+    assert not dock.aoi_controller.band.is_empty()
+
+    grid_page = dock.grid_page
+    grid_page.tile_size.setValue(5000)
+    qtbot.waitUntil(lambda: grid_page.preview_grid is not None and grid_page.preview_grid.tile_size == 5000)
+    expected = core_grid.make_grid(aoi.wkt(), tile_size=5000, aoi_crs="EPSG:32631")
+    assert grid_page.preview_count == len(expected)
+    assert f"{len(expected):,} tiles" in grid_page.count_label.text()
+    assert not grid_page.preview_band.is_empty()
+
+    # above the limit: a warning, and nothing is written without the confirmation
+    grid_page.max_tiles.setValue(2)
+    qtbot.waitUntil(lambda: grid_page.confirm_many.isVisibleTo(grid_page))
+    assert "above the limit" in grid_page.limit_warning.text()
+    database = tmp_path / "run.gpkg"
+    grid_page.database.setFilePath(str(database))
+    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    assert "Confirm" in grid_page.create_message.text()
+    assert not database.exists()
+
+    grid_page.confirm_many.setChecked(True)
+    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not None, timeout=10_000)
+    assert database.exists()
+    layer = dock.run_controller.tile_layer
+    assert layer.featureCount() == len(expected)
+    assert dock.run_page.model.rowCount() == len(expected)
+    assert dock.run_page.count_labels["not_started"].text() == f"{len(expected):,}"
+
+
+def test_polygon_from_toolbar_action(dock, qgis_canvas, qtbot) -> None:
+    dock.aoi_controller.polygon_action.trigger()
+    viewport = qgis_canvas.viewport()
+    for point in (QPoint(100, 100), QPoint(400, 120), QPoint(250, 400)):
+        qtbot.mouseClick(viewport, Qt.LeftButton, pos=point)
+    qtbot.mouseClick(viewport, Qt.RightButton, pos=QPoint(250, 400))
+    assert dock.aoi_controller.aoi is not None
+    assert dock.area_page.source_label.text() == "Polygon drawn on the map"
+
+
+def test_invalid_inputs_show_messages_and_start_nothing(dock, qtbot, tmp_path) -> None:
+    run_page = dock.run_page
+    run_page.output.setFilePath("")
+    qtbot.mouseClick(run_page.start_button, Qt.LeftButton)
+    assert run_page.start_message.isVisibleTo(run_page)
+    assert "grid" in run_page.start_message.text().lower()
+    assert run_page.output_message.text()
+    assert dock.backends_page.list_message.text()
+    assert dock.process_page.load_message.text()
+    assert dock.run_controller.runner is None
+
+    grid_page = dock.grid_page
+    grid_page.tile_size.setValue(0)
+    grid_page.update_preview()
+    assert grid_page.tile_size_message.text()
+    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    assert grid_page.create_message.text()  # no area yet
+
+    backends = dock.backends_page
+    qtbot.mouseClick(backends.add_button, Qt.LeftButton)
+    backends.url.setText("http://openeo.example.org")
+    qtbot.mouseClick(backends.save_button, Qt.LeftButton)
+    assert backends.name_message.text()
+    assert "https" in backends.url_message.text()
+    assert backends.profiles == []
+    backends.preset.setCurrentIndex(backends.preset.findData("cdse"))
+    assert backends.url.text() == "https://openeofed.dataspace.copernicus.eu"
+    qtbot.mouseClick(backends.save_button, Qt.LeftButton)
+    assert [p.name for p in backends.profiles] == ["CDSE federation"]
+    assert QgsSettings().value("openeo_tile_jobs/backends", "", str).count("refresh_token") == 0
+
+    process = dock.process_page
+    process.set_source("file")
+    process.graph_file.setFilePath("")
+    qtbot.mouseClick(process.load_button, Qt.LeftButton)
+    assert process.graph_file_message.text()
+    process.set_source("namespace")
+    process.namespace.setText("not a url")
+    qtbot.mouseClick(process.load_button, Qt.LeftButton)
+    assert process.namespace_message.text()
