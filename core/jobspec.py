@@ -44,6 +44,37 @@ DEFAULT_TITLE = "{process_id} tile {tile_id}"
 DEFAULT_DESCRIPTION = "openEO Tile Jobs: process {process_id} for tile {tile_id} (row {row}, col {col})"
 
 TOKEN_PREFIX = "otj-"
+#: Bookkeeping columns of the job database: never taken as parameter values by name.
+ENGINE_COLUMNS = frozenset(
+    {
+        "fid",
+        "geom",
+        "geometry",
+        "bbox",
+        "tile_id",
+        "row",
+        "col",
+        "status",
+        "id",
+        "backend_name",
+        "start_time",
+        "running_start_time",
+        "costs",
+        "cpu",
+        "memory",
+        "duration",
+        "title",
+        "description",
+        "progress",
+        "attempts",
+        "last_error",
+        "client_token",
+        "result_dir",
+        "result_files",
+        "result_status",
+        "updated",
+    }
+)
 _TOKEN_RX = re.compile(r"\[(otj-[0-9a-f]{16})\]")
 
 
@@ -361,6 +392,8 @@ def build_arguments(resolved: ResolvedProcess, spec: JobSpec, tile: Mapping[str,
     for parameter in resolved.parameters:
         name = parameter.name
         column = spec.column_map.get(name)
+        if column is None and name in tile and name not in ENGINE_COLUMNS:
+            column = name  # a tile column named like the parameter (as ProcessBasedJobCreator does)
         if name == geometry_name and column is None:
             if resolved.geometry_kind == GEOMETRY_BBOX:
                 value = tile_bbox(tile)

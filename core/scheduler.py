@@ -63,7 +63,15 @@ from .downloads import (
     job_dir_of,
 )
 from .events import EngineListener, EventHub, LogLine, Progress, StatusChange
-from .jobspec import JobSpec, JobSpecError, ResolvedProcess, build_job_request, find_client_token, new_client_token
+from .jobspec import (
+    ENGINE_COLUMNS,
+    JobSpec,
+    JobSpecError,
+    ResolvedProcess,
+    build_job_request,
+    find_client_token,
+    new_client_token,
+)
 from .redact import redact, redact_obj
 
 _log = logging.getLogger(__name__)
@@ -913,7 +921,8 @@ class Scheduler:
                 self._hook("after_start", fid)
                 continue
             err = job_id
-            if kind == retry.CLIENT:
+            if kind in (retry.CLIENT, retry.NOT_FOUND):
+                # e.g. ProcessGraphInvalid, CollectionNotFound: this tile's request is wrong.
                 msg = redact(f"the backend refused the job: {_error_message(err)}")[:1000]
                 self._move(rnd, row, START_FAILED, last_error=msg)
                 self._emit_log(
@@ -931,8 +940,10 @@ class Scheduler:
                 failed_backends.add(backend.name)
 
     def _candidate_columns(self) -> list[str]:
+        """Bookkeeping columns, plus the user's own attribute columns (parameter values by name or mapping)."""
         cols = self._row_columns() + ["row", "col"]
-        cols += [c for c in self.spec.column_map.values() if c in self._columns and c not in cols]
+        cols += [c for c in self.spec.column_map.values() if c in self._columns]
+        cols += [c for c in self._columns if c not in ENGINE_COLUMNS]
         return [c for c in dict.fromkeys(cols) if c in self._columns]
 
     def _tile_inputs(self, rows: list[dict]) -> dict[int, dict]:

@@ -46,7 +46,9 @@ def test_profile_validation_and_round_trip():
         BackendProfile(name="x", url="https://h", auth="kerberos")
     with pytest.raises(BackendConfigError):
         BackendProfile(name="x", url="https://h", parallel_jobs=0)
-    p = BackendProfile(name="cdse", url="https://openeofed.dataspace.copernicus.eu", auth="oidc_device", parallel_jobs=2)
+    p = BackendProfile(
+        name="cdse", url="https://openeofed.dataspace.copernicus.eu", auth="oidc_device", parallel_jobs=2
+    )
     assert BackendProfile.from_dict(p.to_dict()) == p
     assert not any("secret" in k or "password" in k for k in p.to_dict())
 

@@ -17,7 +17,19 @@ from openeo_tile_jobs.core.downloads import (
 
 @pytest.mark.parametrize(
     "name",
-    ["../x.tif", "/tmp/x.tif", "a/b.tif", "a\\b.tif", "..", ".", "", "..x.tif", "x..tif", "C:x.tif", "job-results.json"],
+    [
+        "../x.tif",
+        "/tmp/x.tif",
+        "a/b.tif",
+        "a\\b.tif",
+        "..",
+        ".",
+        "",
+        "..x.tif",
+        "x..tif",
+        "C:x.tif",
+        "job-results.json",
+    ],
 )
 def test_unsafe_names_refused(name):
     with pytest.raises(UnsafeNameError):

@@ -125,7 +125,9 @@ def test_same_result_as_process_based_job_creator(tmp_path):
     import openeo
     from openeo.extra.job_management.process_based import ProcessBasedJobCreator
 
-    spec = JobSpec(namespace="https://example.org/bap.json", parameters={"temporal_extent": ["2024-06-01", "2024-09-01"]})
+    spec = JobSpec(
+        namespace="https://example.org/bap.json", parameters={"temporal_extent": ["2024-06-01", "2024-09-01"]}
+    )
     ours = build_job_request(resolved(), spec, TILE).process_graph
 
     creator = ProcessBasedJobCreator(namespace=spec.namespace, parameter_defaults=spec.parameters)
@@ -185,7 +187,11 @@ def test_process_graph_file_parameters_substituted_but_not_in_callbacks(tmp_path
                 },
             },
         },
-        "s": {"process_id": "save_result", "arguments": {"data": {"from_node": "r"}, "format": "GTiff"}, "result": True},
+        "s": {
+            "process_id": "save_result",
+            "arguments": {"data": {"from_node": "r"}, "format": "GTiff"},
+            "result": True,
+        },
     }
     path = tmp_path / "pg.json"
     path.write_text(json.dumps(graph))
