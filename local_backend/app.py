@@ -556,7 +556,7 @@ def create_app(services: Services) -> Flask:
             raise ApiError("BadRequest", "Invalid process id.")
         if udp_id in engine.predefined_ids():
             raise ApiError("BadRequest", f"'{udp_id}' is a predefined process; choose another id.")
-        checked_process(body, owner)
+        checked_process({"process": {"process_graph": body["process_graph"]}}, owner)
         body["id"] = udp_id
         services.store.put_udp(owner, udp_id, body)
         return Response(status=200)

@@ -149,6 +149,8 @@ class JobRunner:
                 raise JobError("Injected fault: this job fails on purpose (fault injection 'job_error').", "Internal")
             assets = engine.execute(job["process"] or {}, ctx)
             self._hold_running(job_id, attempt, t0)
+        except _Interrupted:
+            return  # the server stops: the job stays "running" and is queued again at the next start
         except (JobError, ApiError) as exc:
             self._fail(job_id, attempt, t0, cpu0, ctx, str(getattr(exc, "message", exc)), exc.code)
             return
@@ -186,7 +188,9 @@ class JobRunner:
         """Honour ``min_run_time``: stay running (progress creeping up) after computing."""
         min_run = self.config.min_run_time
         where, params = self._guard(attempt)
-        while not self._stopping.is_set():
+        while True:
+            if self._stopping.is_set():
+                raise _Interrupted()
             elapsed = time.time() - t0
             if elapsed >= min_run:
                 return
@@ -213,6 +217,10 @@ class JobRunner:
             job_id, where=where, where_params=params, status="error", finished_at=time.time(), usage=usage, costs=costs
         ):
             self.store.add_log(job_id, "error", message, code=code)
+
+
+class _Interrupted(Exception):  # noqa: N818 - a signal, not an error
+    """The server is stopping while a job holds its ``min_run_time``."""
 
 
 _LEVELS = ("debug", "info", "warning", "error")
