@@ -105,7 +105,7 @@ def test_invalid_inputs_show_messages_and_start_nothing(dock, qtbot, tmp_path) -
     assert run_page.output_message.text()
     assert dock.backends_page.list_message.text()
     assert dock.process_page.load_message.text()
-    assert dock.run_controller.runner is None
+    assert not dock.run_controller.running and dock.run_controller.scheduler is None
 
     grid_page = dock.grid_page
     grid_page.tile_size.setValue(0)

@@ -5,39 +5,36 @@ checks every step (a message beside each bad field, nothing starts from an inval
 form), then hands the job database, the process, the backends and the output folder to
 the engine; engine events update the Run step and the tile layer.
 
-The engine is :class:`EngineRunner`: a QgsTask that calls ``Scheduler.step()`` about once
-a second off the main thread and re-emits the engine's events as Qt signals.
+The engine side is :mod:`gis.run_session`: one :class:`RunSession` per job database (tile
+layer, results group, the QgsTask that drives the scheduler and re-emits its events as
+Qt signals) and :func:`make_scheduler`, shared with the demo and Processing.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsProject,
-    QgsTask,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QObject, Qt, QUrl, pyqtSignal
+from qgis.PyQt.QtCore import QObject, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
 
 from ..core import statuses
-from ..core.backends import BackendPool
-from ..core.events import EngineListener, LogLine, Progress, StatusChange
+from ..core.events import LogLine, Progress, StatusChange
 from ..core.jobdb import JobDB
-from ..core.scheduler import EngineConfig, Scheduler
+from ..core.scheduler import Scheduler
+from ..gis.run_session import OUTPUT_DIR_KEY, RunSession, make_scheduler
 from .i18n import translator
 from .proxies import qgis_proxies
-from .tasks import run_in_background, run_in_python_thread
+from .tasks import run_in_background
 from .tile_table import DB_COLUMNS
 
 if TYPE_CHECKING:
@@ -49,81 +46,8 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 1.0
 
 
-class _SignalListener(QObject, EngineListener):
-    """Engine events (worker thread) -> Qt signals (delivered queued on the main thread)."""
-
-    statusChanged = pyqtSignal(object)
-    progress = pyqtSignal(object)
-    costs = pyqtSignal(float, object)
-    logLine = pyqtSignal(object)
-    needsSignIn = pyqtSignal(str, str)
-    backendState = pyqtSignal(str, str, str)
-
-    def on_status_changed(self, change: StatusChange) -> None:
-        self.statusChanged.emit(change)
-
-    def on_result_status_changed(self, change: StatusChange) -> None:
-        self.statusChanged.emit(change)
-
-    def on_progress(self, progress: Progress) -> None:
-        self.progress.emit(progress)
-
-    def on_costs(self, total: float, per_backend: dict[str, float]) -> None:
-        self.costs.emit(float(total or 0.0), dict(per_backend or {}))
-
-    def on_log(self, line: LogLine) -> None:
-        self.logLine.emit(line)
-
-    def on_needs_sign_in(self, backend: str, reason: str) -> None:
-        self.needsSignIn.emit(backend, reason)
-
-    def on_backend_state(self, backend: str, state: str, detail: str) -> None:
-        self.backendState.emit(backend, state, detail)
-
-
-class EngineRunner(QgsTask):
-    """Calls ``scheduler.step()`` every ``interval`` seconds until the run is done or stopped."""
-
-    def __init__(self, scheduler: Scheduler, interval: float = POLL_INTERVAL_S) -> None:
-        super().__init__(tr("openEO Tile Jobs run"), QgsTask.Flag.CanCancel)
-        self.scheduler = scheduler
-        self.interval = interval
-        self.error: Optional[BaseException] = None
-        self.finished_ok: Optional[bool] = None
-        self._stop = threading.Event()
-
-    def run(self) -> bool:
-        return run_in_python_thread(self._loop)  # pyproj crashes in QThreadPool threads (see .tasks)
-
-    def _loop(self) -> bool:
-        try:
-            while not self._stop.is_set() and not self.isCanceled():
-                report = self.scheduler.step()
-                if report.progress is not None and report.progress.total:
-                    self.setProgress(100.0 * report.progress.done / report.progress.total)
-                if report.done:
-                    return True
-                self._stop.wait(self.interval)
-            return True
-        except BaseException as exc:  # noqa: BLE001 (reported on the main thread)
-            self.error = exc
-            return False
-        finally:
-            self.scheduler.stop(timeout=2.0)
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def cancel(self) -> None:
-        self._stop.set()
-        super().cancel()
-
-    def finished(self, ok: bool) -> None:
-        self.finished_ok = ok
-
-
 class RunController(QObject):
-    runFinished = pyqtSignal()
+    runFinished = pyqtSignal(str)
 
     def __init__(self, dock: TileJobsDock) -> None:
         super().__init__(dock)
@@ -131,13 +55,13 @@ class RunController(QObject):
         self.page = dock.run_page
         self.db: Optional[JobDB] = None
         self.db_path: Optional[str] = None
-        self.tile_layer: Optional[QgsVectorLayer] = None
+        self.session: Optional[RunSession] = None
         self.scheduler: Optional[Scheduler] = None
-        self.runner: Optional[EngineRunner] = None
-        self.listener = _SignalListener(self)
         self.snapshot = None
         self.backend_states: dict[str, str] = {}
         self.log_dialogs: list[QDialog] = []
+        self.last_outcome: Optional[str] = None
+        self._keep: list[Any] = []
 
         dock.grid_page.writer = self._write_job_database
         dock.grid_page.gridCreated.connect(self._grid_created)
@@ -145,12 +69,6 @@ class RunController(QObject):
         self.page.stopRequested.connect(self.stop)
         self.page.retryFailedRequested.connect(self.retry_failed)
         self.page.cancelRemoteRequested.connect(self.cancel_remote_jobs)
-        self.listener.statusChanged.connect(self._status_changed, Qt.QueuedConnection)
-        self.listener.progress.connect(self._progress, Qt.QueuedConnection)
-        self.listener.costs.connect(self.page.show_costs, Qt.QueuedConnection)
-        self.listener.needsSignIn.connect(self._needs_sign_in, Qt.QueuedConnection)
-        self.listener.backendState.connect(self._backend_state, Qt.QueuedConnection)
-        self.listener.logLine.connect(self._log_line, Qt.QueuedConnection)
 
         actions = self.page.actions
         actions.zoom_to = self.zoom_to_tile
@@ -159,6 +77,10 @@ class RunController(QObject):
         actions.add_result_layer = self.add_result_layer
         actions.retry = self.retry_tiles
         actions.show_logs = self.show_logs
+
+    @property
+    def tile_layer(self) -> Optional[QgsVectorLayer]:
+        return self.session.layer if self.session is not None else None
 
     # grid -> job database -> tile layer ---------------------------------------------------
     @staticmethod
@@ -172,38 +94,43 @@ class RunController(QObject):
         self.dock.show_step(2)
 
     def open_database(self, path: str) -> None:
-        """Show a run's job database: tile layer on the map, rows in the table."""
+        """Show a run's job database: tile layer on the map (via :class:`RunSession`), rows in the table."""
         if self.running:
             self.stop()
+        self._drop_session()
         if self.db is not None:
             self.db.close()
         self.db = JobDB.open(path)
         self.db_path = path
         self.page.set_database(path, self.db.all_rows(columns=[c for c in DB_COLUMNS if c != "fid"]))
-        self._add_tile_layer(path)
+        session = RunSession(path, parent=self)
+        session.statusChanged.connect(self._status_changed)
+        session.resultStatusChanged.connect(self._status_changed)
+        session.progressReported.connect(self._progress)
+        session.costsChanged.connect(self.page.show_costs)
+        session.needsSignIn.connect(self._needs_sign_in)
+        session.backendStateChanged.connect(self._backend_state)
+        session.logLine.connect(self._log_line)
+        session.runEnded.connect(self._ended)
+        self.session = session
+        record = self.db.run_record()
+        if record.get(OUTPUT_DIR_KEY) and not self.page.output.filePath():
+            self.page.output.setFilePath(str(record[OUTPUT_DIR_KEY]))
 
-    def _add_tile_layer(self, path: str) -> None:
-        from ..gis import layer_tree, tile_style
-
-        project = QgsProject.instance()
-        if self.tile_layer is not None and self.tile_layer.id() in project.mapLayers():
-            project.removeMapLayer(self.tile_layer.id())
-        layer = QgsVectorLayer(f"{path}|layername=tiles", tr("Tiles"), "ogr")
-        if not layer.isValid():
-            self.dock.notify(tr("Cannot open the tile layer of {path}.").format(path=path), Qgis.Warning)
+    def _drop_session(self) -> None:
+        if self.session is None:
             return
-        tile_style.apply_tile_style(layer)
-        layer.setCustomProperty(layer_tree.PROP_RUN, layer_tree.run_key(path))
-        layer.setCustomProperty(layer_tree.PROP_KIND, "tiles")
-        project.addMapLayer(layer, False)
-        group = layer_tree.run_group(path, Path(path).stem, project)
-        group.insertLayer(0, layer)
-        self.tile_layer = layer
+        layer = self.session.layer
+        project = QgsProject.instance()
+        if layer is not None and layer.id() in project.mapLayers():
+            project.removeMapLayer(layer.id())
+        self.session.deleteLater()
+        self.session = None
 
     # run -----------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.runner is not None and self.runner.finished_ok is None
+        return self.session is not None and self.session.running
 
     def validate(self) -> Optional[dict[str, Any]]:
         """Check every step; show messages beside bad fields; return what the run needs, or None."""
@@ -237,36 +164,37 @@ class RunController(QObject):
             return False
         from .credentials import CredentialSnapshot
 
-        os.makedirs(run["output"], exist_ok=True)
         self.snapshot = CredentialSnapshot(run["profiles"], self)
-        pool = BackendPool.from_profiles(
-            run["profiles"], self.snapshot.provider, qgis_proxies(), refresh_token_sink=self.snapshot.sink
-        )
-        self.db.update_run_record(
-            {"job_spec": run["spec"].to_dict(), "backends": [p.to_dict() for p in run["profiles"]]}
-        )
-        config = EngineConfig(output_dir=run["output"])
-        self.scheduler = Scheduler(self.db, run["spec"], pool, config, [self.listener])
-        self.runner = EngineRunner(self.scheduler)
-        self.runner.taskCompleted.connect(self._finished)
-        self.runner.taskTerminated.connect(self._finished)
-        QgsApplication.taskManager().addTask(self.runner)
+        try:
+            self.scheduler = make_scheduler(
+                self.db,
+                spec=run["spec"],
+                profiles=run["profiles"],
+                output_dir=run["output"],
+                credentials=self.snapshot.provider,
+                proxies=qgis_proxies(),
+                refresh_token_sink=self.snapshot.sink,
+            )
+            self.session.start(self.scheduler)
+        except Exception as exc:  # noqa: BLE001 (shown to the user)
+            self.page.start_message.show_message(str(exc))
+            return False
+        self.last_outcome = None
         self.page.set_running(True)
         self.dock.notify(tr("Run started."), Qgis.Info)
         return True
 
-    def stop(self) -> None:
-        if self.runner is not None:
-            self.runner.request_stop()
-        if self.scheduler is not None:
-            self.scheduler.stop(timeout=0.0)
+    def stop(self, cancel_remote_jobs: bool = False) -> None:
+        if self.session is not None and self.session.running:
+            self.session.cancel(cancel_remote_jobs=cancel_remote_jobs)
 
-    def _finished(self) -> None:
-        runner = self.runner
+    def _ended(self, outcome: str, result: Any) -> None:
         self.page.set_running(False)
-        if runner is not None and runner.error is not None:
-            self.dock.notify(tr("The run stopped: {error}").format(error=runner.error), Qgis.Critical)
-        elif self.scheduler is not None and self.scheduler.is_done():
+        self.last_outcome = outcome
+        error = getattr(result, "error", None)
+        if outcome == "failed":
+            self.dock.notify(tr("The run stopped: {error}").format(error=error), Qgis.Critical)
+        elif outcome == "done":
             counts = self.page.model.counts()
             self.dock.notify(
                 tr("Run finished: {finished} finished, {failed} failed.").format(
@@ -277,24 +205,35 @@ class RunController(QObject):
             )
         else:
             self.dock.notify(tr("Run stopped; press Start to resume."), Qgis.Info)
-        self.runFinished.emit()
+        if getattr(result, "remote_canceled", 0):
+            self.dock.notify(tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.Info)
+        self.runFinished.emit(outcome)
 
     def retry_tiles(self, fids: list[int]) -> int:
         if self.db is None or not fids:
             return 0
-        if self.scheduler is not None:
+        if self.running and self.scheduler is not None:
             count = self.scheduler.retry_tiles(fids)
         else:
             failed = (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED)
             rows = [r for r in self.db.get_many(fids) if r["status"] in failed]
             self.db.update_many(
                 {
-                    int(r["fid"]): {"status": statuses.NOT_STARTED, "id": None, "backend_name": None, "attempts": 0}
+                    int(r["fid"]): {
+                        "status": statuses.NOT_STARTED,
+                        "id": None,
+                        "backend_name": None,
+                        "client_token": None,
+                        "attempts": 0,
+                    }
                     for r in rows
                 }
             )
             count = len(rows)
             self._refresh_fids(fids)
+            self.page.show_counts(self.page.model.counts())
+            if self.tile_layer is not None:
+                self.tile_layer.triggerRepaint()
         self.dock.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.Info)
         if count and not self.running:
             self.start()
@@ -304,37 +243,33 @@ class RunController(QObject):
         if self.db is None:
             return 0
         rows = self.db.get_by_status([statuses.ERROR, statuses.START_FAILED, statuses.CANCELED], columns=["status"])
+        if not rows:
+            self.dock.notify(tr("No failed tile to retry."), Qgis.Info)
+            return 0
         return self.retry_tiles([int(r["fid"]) for r in rows])
 
     def cancel_remote_jobs(self) -> None:
-        """Cancel, on their backends, the jobs of this run that are still alive there (in a task)."""
+        """Cancel, on their backends, the jobs of this run that are still alive there."""
         if self.db is None:
             return
-        rows = self.db.get_by_status(sorted(statuses.REMOTE_ACTIVE_STATUSES), columns=["id", "backend_name"])
-        rows = [r for r in rows if r.get("id")]
-        if not rows:
-            self.dock.notify(tr("No job of this run is active on a backend."), Qgis.Info)
+        if self.running:
+            self.stop(cancel_remote_jobs=True)
             return
-        self.stop()
-        profiles = list(self.dock.backends_page.profiles)
+        run = self.validate()
+        if run is None:
+            return
+        from ..gis.run_loop import cancel_remote_jobs
         from .credentials import CredentialSnapshot
 
-        snapshot = CredentialSnapshot(profiles, self)
-        proxies = qgis_proxies()
-
-        def work(_task) -> int:
-            pool = BackendPool.from_profiles(profiles, snapshot.provider, proxies)
-            canceled = 0
-            for row in rows:
-                backend = pool.get(row.get("backend_name") or "")
-                if backend is None:
-                    continue
-                try:
-                    backend.connect().job(row["id"]).stop()
-                    canceled += 1
-                except Exception as exc:  # noqa: BLE001 (logged, others still canceled)
-                    log.warning("Cannot cancel job %s: %s", row["id"], exc)
-            return canceled
+        snapshot = CredentialSnapshot(run["profiles"], self)
+        scheduler = make_scheduler(
+            self.db,
+            spec=run["spec"],
+            profiles=run["profiles"],
+            output_dir=run["output"],
+            credentials=snapshot.provider,
+            proxies=qgis_proxies(),
+        )
 
         def done(count: int) -> None:
             self.dock.notify(
@@ -342,8 +277,13 @@ class RunController(QObject):
                 Qgis.Info,
             )
 
-        run_in_background(tr("Canceling remote jobs"), work, done, lambda e: self.dock.notify(str(e), Qgis.Warning))
-        self._cancel_snapshot = snapshot
+        task = run_in_background(
+            tr("Canceling remote jobs"),
+            lambda _task: cancel_remote_jobs(scheduler),
+            done,
+            lambda e: self.dock.notify(str(e), Qgis.Warning),
+        )
+        self._keep = [task, snapshot, scheduler]
 
     # events ------------------------------------------------------------------------------------
     def _refresh_fids(self, fids) -> None:
@@ -351,9 +291,6 @@ class RunController(QObject):
             return
         rows = self.db.get_many(list(fids), columns=[c for c in DB_COLUMNS if c != "fid"])
         self.page.update_rows(rows)
-        if self.tile_layer is not None:
-            self.tile_layer.dataProvider().reloadData()
-            self.tile_layer.triggerRepaint()
 
     def _status_changed(self, change: StatusChange) -> None:
         if change.fids:
@@ -365,8 +302,6 @@ class RunController(QObject):
 
     def _backend_state(self, backend: str, state: str, detail: str) -> None:
         self.backend_states[backend] = state
-        if state == "needs_sign_in":
-            self._needs_sign_in(backend, detail)
 
     def _needs_sign_in(self, backend: str, reason: str) -> None:
         self.dock.notify(
@@ -401,14 +336,14 @@ class RunController(QObject):
 
     def add_result_layer(self, row: dict) -> None:
         from ..gis.mosaic import is_raster_result
-        from ..gis.result_layers import ResultLayers
 
         folder = Path(str(row.get("result_dir") or ""))
         paths = sorted(p for p in folder.glob("*") if p.is_file() and is_raster_result(p)) if folder.is_dir() else []
         if not paths:
             self.dock.notify(tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.Warning)
             return
-        ResultLayers(self.db_path).add_tile_results(str(row.get("tile_id")), paths)
+        if self.session is not None:
+            self.session.show_results({row.get("tile_id"): [str(p) for p in paths]})
 
     def show_logs(self, row: dict) -> None:
         """Fetch the job's logs in a task and show them in a dialog."""
@@ -455,8 +390,6 @@ class RunController(QObject):
 
     def close_down(self) -> None:
         self.stop()
-        if self.runner is not None and self.runner.finished_ok is None:
-            self.runner.cancel()
         for dialog in self.log_dialogs:
             dialog.close()
         if self.db is not None:
