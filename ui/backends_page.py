@@ -77,7 +77,7 @@ def test_connection(profile: BackendProfile, provider: Callable, proxies: Option
     backend = core_backends.Backend(profile, provider, proxies)
     try:
         connection = backend.connect()
-    except core_backends.SignInRequired as exc:
+    except core_backends.SignInRequiredError as exc:
         version = backend.connection.capabilities().api_version() if backend.connection is not None else "?"
         return ConnectionReport(version, False, detail=str(exc))
     version = connection.capabilities().api_version()

@@ -152,7 +152,6 @@ class DeviceFlowDialog(QDialog):
             self.code_label.setText(user_code)
             self.copy_button.show()
             self.status.setText(tr("Enter the code above when the page asks for it. QGIS keeps working meanwhile."))
-        self._open_url(QUrl(url))
 
     def _tick(self) -> None:
         left = max(0, int(self._deadline - time.monotonic()))

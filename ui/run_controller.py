@@ -28,7 +28,7 @@ from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
 
 from ..core import statuses
-from ..core.events import LogLine, Progress, StatusChange
+from ..core.events import Progress, StatusChange
 from ..core.jobdb import JobDB
 from ..core.scheduler import Scheduler
 from ..gis.run_session import OUTPUT_DIR_KEY, RunSession, make_scheduler
@@ -110,7 +110,6 @@ class RunController(QObject):
         session.costsChanged.connect(self.page.show_costs)
         session.needsSignIn.connect(self._needs_sign_in)
         session.backendStateChanged.connect(self._backend_state)
-        session.logLine.connect(self._log_line)
         session.runEnded.connect(self._ended)
         self.session = session
         record = self.db.run_record()
@@ -309,9 +308,6 @@ class RunController(QObject):
             Qgis.Warning,
             0,
         )
-
-    def _log_line(self, line: LogLine) -> None:
-        log.log(line.level, "%s", line.message)
 
     # tile actions ---------------------------------------------------------------------------------
     def zoom_to_tile(self, fid: int) -> None:
