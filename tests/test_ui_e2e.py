@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsSettings
+from qgis.gui import QgsGui
 from qgis.PyQt.QtCore import QPoint, Qt
-from qgis.PyQt.QtWidgets import QPlainTextEdit
+from qgis.PyQt.QtWidgets import QApplication, QPlainTextEdit
 
 from openeo_tile_jobs.core import grid as core_grid
 from openeo_tile_jobs.core import statuses
@@ -148,10 +149,25 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     text = dock.run_controller.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
     assert "error" in text.lower()
 
-    # retry that tile from its menu, with the fault gone
+    # the same menu on the map: click the south-west tile (x0_y0) with the tile menu tool
+    controller = dock.run_controller
+    assert controller.layer_action in QgsGui.mapLayerActionRegistry().mapLayerActions(controller.tile_layer)
+    controller.tile_tool_action.trigger()
+    assert qgis_canvas.mapTool() is controller.tile_tool
+    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(150, 200))
+    menu = controller.tile_tool.last_menu
+    assert menu is not None
+    texts = {a.text(): a for a in menu.actions()}
+    assert texts["Show job logs…"].isEnabled() and texts["Copy job id"].isEnabled()
+    x0_y0 = next(run.model.row_data(i) for i in range(tiles) if run.model.row_data(i)["tile_id"] == "x0_y0")
+    texts["Copy job id"].trigger()
+    assert QApplication.clipboard().text() == x0_y0["id"]
+    menu.close()
+
+    # retry that tile from its map menu, with the fault gone
     backend.set_faults()
-    menu = run.tile_menu([first])
-    retry = next(a for a in menu.actions() if a.text() == "Retry tile")
+    first = x0_y0
+    retry = texts["Retry tile"]
     assert retry.isEnabled()
     dock.run_controller.last_outcome = None
     retry.trigger()

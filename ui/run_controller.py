@@ -78,6 +78,20 @@ class RunController(QObject):
         actions.retry = self.retry_tiles
         actions.show_logs = self.show_logs
 
+        from qgis.PyQt.QtWidgets import QAction
+
+        from .tile_map_menu import TileMenuTool
+
+        canvas = dock.iface.mapCanvas()
+        self.tile_tool = TileMenuTool(canvas, lambda: self.tile_layer, self.rows_for_fids, actions)
+        self.tile_tool_action = QAction(tr("Tile menu on the map"), self)
+        self.tile_tool_action.setCheckable(True)
+        self.tile_tool_action.setToolTip(tr("Click a tile on the map to see its logs, retry it or add its results"))
+        self.tile_tool_action.triggered.connect(lambda: canvas.setMapTool(self.tile_tool))
+        self.tile_tool.setAction(self.tile_tool_action)
+        self.page.set_map_tool_action(self.tile_tool_action)
+        self.layer_action = None
+
     @property
     def tile_layer(self) -> Optional[QgsVectorLayer]:
         return self.session.layer if self.session is not None else None
@@ -112,6 +126,12 @@ class RunController(QObject):
         session.backendStateChanged.connect(self._backend_state)
         session.runEnded.connect(self._ended)
         self.session = session
+        from .tile_map_menu import TileLayerAction
+
+        if self.layer_action is not None:
+            self.layer_action.unregister()
+        self.layer_action = TileLayerAction(session.layer, self.rows_for_fids, self.page.actions, self)
+        self.layer_action.register()
         record = self.db.run_record()
         if record.get(OUTPUT_DIR_KEY) and not self.page.output.filePath():
             self.page.output.setFilePath(str(record[OUTPUT_DIR_KEY]))
@@ -125,6 +145,11 @@ class RunController(QObject):
             project.removeMapLayer(layer.id())
         self.session.deleteLater()
         self.session = None
+
+    def rows_for_fids(self, fids: list[int]) -> list[dict]:
+        if self.db is None:
+            return []
+        return self.db.get_many(fids, columns=[c for c in DB_COLUMNS if c != "fid"])
 
     # run -----------------------------------------------------------------------------------
     @property
@@ -386,6 +411,12 @@ class RunController(QObject):
 
     def close_down(self) -> None:
         self.stop()
+        canvas = self.dock.iface.mapCanvas()
+        if canvas.mapTool() is self.tile_tool:
+            canvas.unsetMapTool(self.tile_tool)
+        if self.layer_action is not None:
+            self.layer_action.unregister()
+            self.layer_action = None
         for dialog in self.log_dialogs:
             dialog.close()
         if self.db is not None:

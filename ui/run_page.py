@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -200,6 +201,10 @@ class RunPage(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(180)
         column.addWidget(self.table)
+        self.map_tool_button = QToolButton()
+        self.map_tool_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.map_tool_button.hide()
+        column.addWidget(self.map_tool_button)
         layout.addWidget(tiles_box, 1)
 
         self._clock = QTimer(self)
@@ -213,6 +218,11 @@ class RunPage(QWidget):
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.set_running(False)
+
+    def set_map_tool_action(self, action) -> None:
+        """The action that turns on the tile menu on the map (owned by the run controller)."""
+        self.map_tool_button.setDefaultAction(action)
+        self.map_tool_button.show()
 
     # state -------------------------------------------------------------------------------
     def set_database(self, path: Optional[str], rows: Optional[list[dict]] = None) -> None:
