@@ -35,3 +35,8 @@ bench: setup
 
 clean:
 	rm -rf build dist .qgis-settings
+
+.PHONY: screenshots
+# Every step of the panel and the map before, during and after a run, as PNGs in docs/.
+screenshots: setup
+	$(PY) scripts/screenshots.py docs

@@ -118,6 +118,7 @@ class AoiController(QObject):
 
     def set_aoi(self, aoi: Optional[Aoi]) -> None:
         self.aoi = aoi
+        self.set_outline_only(False)
         if aoi is None:
             self.band.clear()
         else:
@@ -127,6 +128,14 @@ class AoiController(QObject):
 
     def clear(self) -> None:
         self.set_aoi(None)
+
+    def set_outline_only(self, outline_only: bool) -> None:
+        """Drop the AOI's fill once tiles are drawn over it (their colours must show)."""
+        from qgis.PyQt.QtGui import QColor
+
+        from .map_tools import AOI_FILL
+
+        self.band.band.setFillColor(QColor(0, 0, 0, 0) if outline_only else AOI_FILL)
 
     def zoom_to_aoi(self) -> None:
         if self.aoi is None:

@@ -27,11 +27,15 @@ tr = translator("AreaPage")
 
 
 def _tool_button(action, text: str) -> QToolButton:
+    """A short-labelled button mirroring a toolbar action (its checked state follows the map tool)."""
     button = QToolButton()
-    button.setDefaultAction(action)
+    button.setIcon(action.icon())
     button.setText(text)
+    button.setToolTip(action.toolTip())
+    button.setCheckable(True)
     button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-    button.setSizePolicy(button.sizePolicy().horizontalPolicy(), button.sizePolicy().verticalPolicy())
+    button.clicked.connect(lambda _checked: action.trigger())
+    action.toggled.connect(button.setChecked)
     return button
 
 

@@ -142,16 +142,19 @@ class DeviceFlowDialog(QDialog):
         self._timer.setInterval(500)
         self._timer.timeout.connect(self._tick)
         self._timer.start()
-        self.setMinimumWidth(380)
+        self.setMinimumWidth(440)
 
     def show_instructions(self, url: str, user_code: str) -> None:
         self.url, self.user_code = url, user_code
         self.intro.setText(tr("Open this page in your browser and sign in:"))
-        self.link.setText(f'<a href="{url}">{url}</a>')
+        shown = url.split("?", 1)[0]
+        self.link.setText(f'<a href="{url}">{shown}</a>')
+        self.link.setToolTip(url)
         if user_code:
             self.code_label.setText(user_code)
             self.copy_button.show()
             self.status.setText(tr("Enter the code above when the page asks for it. QGIS keeps working meanwhile."))
+        self.adjustSize()
 
     def _tick(self) -> None:
         left = max(0, int(self._deadline - time.monotonic()))

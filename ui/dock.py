@@ -71,6 +71,7 @@ class TileJobsDock(QDockWidget):
         self.setMinimumWidth(320)
 
         self.aoi_controller.aoiChanged.connect(self.grid_page.set_aoi)
+        self.grid_page.gridCreated.connect(lambda *_: self.aoi_controller.set_outline_only(True))
         self.aoi_controller.aoiChanged.connect(lambda aoi: aoi is not None and self.tabs.setCurrentIndex(AREA))
         self.process_page.profiles = lambda: list(self.backends_page.profiles)
         self.process_page.credentials_for = self._credential_snapshot

@@ -120,6 +120,8 @@ class GridPage(QWidget):
         group.addButton(self.auto_crs)
         group.addButton(self.chosen_crs)
         self.crs_widget = QgsProjectionSelectionWidget()
+        self.crs_widget.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
+        self.crs_widget.setNotSetText(tr("Choose a projected CRS…"))
         saved_crs = settings.value("grid/crs", "", str)
         self.crs_widget.setCrs(QgsCoordinateReferenceSystem(saved_crs) if saved_crs else QgsCoordinateReferenceSystem())
         self.auto_crs.setChecked(not saved_crs)

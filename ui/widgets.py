@@ -20,7 +20,7 @@ from qgis.PyQt.QtWidgets import (
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
 ERROR_STYLE = "color: #b00000;"
-HINT_STYLE = "color: palette(mid);"
+HINT_STYLE = "color: #555555;"
 
 
 def icon(name: str) -> QIcon:
