@@ -136,3 +136,63 @@ def test_invalid_inputs_show_messages_and_start_nothing(dock, qtbot, tmp_path) -
     process.namespace.setText("not a url")
     qtbot.mouseClick(process.load_button, Qt.LeftButton)
     assert process.namespace_message.text()
+
+
+def test_selected_features_and_layer_extent_become_the_area(dock, qgis_iface) -> None:
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:4326", "fields", "memory")
+    features = []
+    for west in (3.0, 3.2, 3.4):
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(west, 45.0, west + 0.1, 45.1)))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    layer.updateExtents()
+    QgsProject.instance().addMapLayer(layer)
+    qgis_iface.setActiveLayer(layer)
+
+    controller = dock.aoi_controller
+    controller.selection_action.trigger()  # nothing selected: a message, no area
+    assert controller.aoi is None
+    layer.selectByIds([f.id() for f in layer.getFeatures()][:2])
+    controller.selection_action.trigger()
+    assert controller.aoi is not None
+    assert controller.aoi.source == "2 selected feature(s) of layer 'fields'"
+    assert controller.aoi.crs.authid() == "EPSG:4326"
+    controller.extent_action.trigger()
+    assert controller.aoi.source == "Extent of layer 'fields'"
+    assert controller.aoi.geometry.boundingBox().xMaximum() == pytest.approx(3.5)
+
+
+def test_choices_are_remembered(qgis_iface, qgis_canvas) -> None:
+    QgsSettings().remove("openeo_tile_jobs")
+    first = TileJobsDock(None, iface=qgis_iface)
+    first.grid_page.tile_size.setValue(12_000)
+    first.grid_page.clip.setChecked(True)
+    first.grid_page._remember()
+    first.close_down()
+    second = TileJobsDock(None, iface=qgis_iface)
+    try:
+        assert second.grid_page.tile_size.value() == 12_000
+        assert second.grid_page.clip.isChecked()
+    finally:
+        second.close_down()
+        QgsSettings().remove("openeo_tile_jobs")
+
+
+def test_proxy_comes_from_qgis_network_settings(qgis_app) -> None:
+    from openeo_tile_jobs.ui.proxies import qgis_proxies
+
+    settings = QgsSettings()
+    try:
+        settings.setValue("proxy/proxyEnabled", False)
+        assert qgis_proxies() is None
+        settings.setValue("proxy/proxyEnabled", True)
+        settings.setValue("proxy/proxyType", "HttpProxy")
+        settings.setValue("proxy/proxyHost", "proxy.example.org")
+        settings.setValue("proxy/proxyPort", "3128")
+        settings.setValue("proxy/proxyUser", "")
+        assert qgis_proxies() == {"http": "http://proxy.example.org:3128", "https": "http://proxy.example.org:3128"}
+    finally:
+        settings.remove("proxy")

@@ -185,3 +185,36 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     assert run.progress.value() == tiles
     assert all(r["status"] == statuses.FINISHED for r in (run.model.row_data(i) for i in range(tiles)))
     qtbot.waitUntil(lambda: len(dock.run_controller.session.results.layers()) >= tiles, timeout=10_000)
+
+
+def test_basic_auth_through_a_qgis_authentication_configuration(dock, qtbot, local_backend_factory, auth_db) -> None:
+    from qgis.core import QgsAuthMethodConfig
+
+    backend = local_backend_factory(auth="basic")
+    config = QgsAuthMethodConfig()
+    config.setMethod("Basic")
+    config.setName("openEO demo user")
+    config.setConfig("username", "demo")
+    config.setConfig("password", "demo")
+    ok, config = auth_db.storeAuthenticationConfig(config)
+    assert ok
+    try:
+        page = dock.backends_page
+        qtbot.mouseClick(page.add_button, Qt.LeftButton)
+        page.name.setText("Basic demo")
+        page.url.setText(backend.url)
+        page.auth.setCurrentIndex(page.auth.findData("basic"))
+        qtbot.mouseClick(page.save_button, Qt.LeftButton)
+        assert page.authcfg_message.text()  # no configuration chosen yet: not saved
+        assert page.profiles == []
+        page.authcfg.setConfigId(config.id())
+        qtbot.mouseClick(page.save_button, Qt.LeftButton)
+        assert [p.name for p in page.profiles] == ["Basic demo"]
+        qtbot.mouseClick(page.test_button, Qt.LeftButton)
+        qtbot.waitUntil(lambda: "Basic demo" in page.reports, timeout=10_000)
+        assert page.reports["Basic demo"].signed_in is True
+        assert "signed in as demo" in page.state_label.text()
+        remembered = QgsSettings().value("openeo_tile_jobs/backends", "", str)
+        assert 'demo"' not in remembered.replace('"Basic demo"', "")  # neither user nor password stored there
+    finally:
+        auth_db.removeAuthenticationConfig(config.id())
