@@ -201,6 +201,7 @@ class Backend:
         self._lock = threading.RLock()
         #: Called with (backend, state, detail) whenever the state changes.
         self.on_state: Optional[Callable[[Backend, str, str], None]] = None
+        self._reauth_requested = threading.Event()
         #: Requests sent through this backend's session (for benchmarks and tests).
         self.request_count = 0
         #: Seconds spent waiting for response headers (engine time = round time minus this).
@@ -347,8 +348,18 @@ class Backend:
             _log.warning("Re-authentication of %s failed: %s", self.name, redact(e))
             return False
 
+    def request_reauth(self) -> None:
+        """Ask for re-authentication at the next :meth:`ensure_token_fresh` (thread-safe; download workers)."""
+        self._reauth_requested.set()
+
     def ensure_token_fresh(self) -> None:
-        """Refresh the access token shortly before it expires (no-op without a known expiry)."""
+        """Refresh the access token shortly before it expires (no-op without a known expiry), or when a
+        download worker found it refused."""
+        if self._reauth_requested.is_set() and self.connection is not None:
+            self._reauth_requested.clear()
+            if not self.reauthenticate(reason="a download was refused the token"):
+                self.mark_needs_sign_in("the backend refused the token and it could not be renewed")
+            return
         if self._expires_at is None or self._renewer is None or self.connection is None:
             return
         now = self._clock()

@@ -180,6 +180,8 @@ class BackendAccess:
     auth: Any
     new_session: Callable[[], requests.Session]
     timeout: float = 30.0
+    #: Called when the backend refused the token: the scheduler re-authenticates in its own thread.
+    on_auth_failure: Optional[Callable[[], None]] = None
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:
@@ -328,6 +330,8 @@ class Downloader:
             except Exception as e:  # noqa: BLE001 - classified below
                 last_error = redact(f"{type(e).__name__}: {e}")
                 kind = retry.classify(e)
+                if kind == retry.AUTH:
+                    self._auth_failed(task)
                 _log.warning("Download of job %s, attempt %d failed: %s", task.job_id, attempt, last_error)
                 if kind in (retry.CLIENT, retry.NOT_FOUND) and not isinstance(e, VerificationError):
                     break
@@ -335,6 +339,14 @@ class Downloader:
                     if self._stop.wait(self.retry_base * (2 ** (attempt - 1))):
                         return DownloadResult(task, ok=False, canceled=True, result_dir=str(job_dir))
         return DownloadResult(task, ok=False, error=last_error or "download failed", result_dir=str(job_dir))
+
+    def _auth_failed(self, task: DownloadTask) -> None:
+        try:
+            access = self._access(task.backend)
+            if access.on_auth_failure is not None:
+                access.on_auth_failure()
+        except Exception:  # noqa: BLE001
+            _log.debug("cannot report the auth failure", exc_info=True)
 
     def _download_once(self, task: DownloadTask, job_dir: Path) -> DownloadResult:
         access = self._access(task.backend)

@@ -523,6 +523,7 @@ class Scheduler:
             auth=backend.auth,
             new_session=backend.new_session,
             timeout=backend.profile.request_timeout,
+            on_auth_failure=backend.request_reauth,
         )
 
     def _warn_unknown_backends(self, by_backend: dict[str, list[dict]]) -> None:

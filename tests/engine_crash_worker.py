@@ -70,13 +70,17 @@ def make_scheduler(
     return Scheduler(db, spec, backends, cfg, listeners=listeners)
 
 
-def listing(url: str) -> list[dict]:
-    """Every job of the (anonymous demo) user on a backend, following ``next`` links."""
+def listing(url: str, basic: Optional[tuple[str, str]] = None) -> list[dict]:
+    """Every job of the demo user on a backend (signing in with ``basic`` if given), following ``next`` links."""
     import requests
 
+    headers = {}
+    if basic:
+        token = requests.get(url.rstrip("/") + "/credentials/basic", auth=basic, timeout=10).json()["access_token"]
+        headers["Authorization"] = f"Bearer basic//{token}"
     jobs, next_url = [], url.rstrip("/") + "/jobs?limit=100"
     while next_url:
-        data = requests.get(next_url, timeout=10).json()
+        data = requests.get(next_url, headers=headers, timeout=10).json()
         jobs += data["jobs"]
         links = [link["href"] for link in data.get("links", []) if link.get("rel") == "next"]
         next_url = links[0] if links else None
