@@ -196,3 +196,28 @@ def test_proxy_comes_from_qgis_network_settings(qgis_app) -> None:
         assert qgis_proxies() == {"http": "http://proxy.example.org:3128", "https": "http://proxy.example.org:3128"}
     finally:
         settings.remove("proxy")
+
+
+def test_existing_run_is_replaced_only_after_a_second_click_and_can_be_reopened(dock, qgis_canvas, qtbot, tmp_path):
+    dock.aoi_controller.rectangle_action.trigger()
+    draw_rectangle(qgis_canvas, qtbot)
+    grid_page = dock.grid_page
+    grid_page.tile_size.setValue(10_000)
+    database = tmp_path / "run.gpkg"
+    grid_page.database.setFilePath(str(database))
+    qtbot.waitUntil(lambda: grid_page.preview_grid is not None and grid_page.preview_grid.tile_size == 10_000)
+    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not None, timeout=10_000)
+    written = database.stat().st_mtime_ns
+
+    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    assert "exists" in grid_page.database_message.text()
+    assert database.stat().st_mtime_ns == written
+    first_layer = dock.run_controller.tile_layer
+    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not first_layer, timeout=10_000)
+
+    assert dock.run_controller.open_run(str(database))
+    assert dock.run_page.model.rowCount() == grid_page.preview_count
+    assert not dock.run_controller.open_run(str(tmp_path / "missing.gpkg"))
+    assert dock.run_page.start_message.text()

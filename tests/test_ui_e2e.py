@@ -218,3 +218,21 @@ def test_basic_auth_through_a_qgis_authentication_configuration(dock, qtbot, loc
         assert 'demo"' not in remembered.replace('"Basic demo"', "")  # neither user nor password stored there
     finally:
         auth_db.removeAuthenticationConfig(config.id())
+
+
+def test_device_sign_in_can_be_cancelled(dock, qtbot, local_backend_factory) -> None:
+    backend = local_backend_factory(auth="oidc")
+    local_demo.use_backend(backend)
+    page = dock.backends_page
+    qtbot.mouseClick(page.add_button, Qt.LeftButton)
+    page.preset.setCurrentIndex(page.preset.findData("local"))
+    qtbot.mouseClick(page.save_button, Qt.LeftButton)
+    qtbot.mouseClick(page.sign_in_button, Qt.LeftButton)
+    dialog = page.sign_in_dialog
+    qtbot.waitUntil(lambda: bool(dialog.user_code), timeout=10_000)
+    assert not page.sign_in_button.isEnabled()
+    qtbot.mouseClick(dialog.cancel_button, Qt.LeftButton)
+    assert not dialog.isVisible()
+    qtbot.waitUntil(page.sign_in_button.isEnabled, timeout=15_000)  # the polling task ended
+    assert page.reports.get("Local demo") is None
+    assert not credentials.has_refresh_token(page.profile("Local demo"))

@@ -112,3 +112,6 @@ class TileJobsDock(QDockWidget):
         self.grid_page.close_down()
         self.backends_page.close_down()
         self.aoi_controller.close_down()
+        from . import local_demo
+
+        local_demo.stop()

@@ -94,6 +94,7 @@ class GridPage(QWidget):
         #: Writes the job database, in a worker thread: ``writer(grid, path) -> None``, set by the dock.
         self.writer: Optional[Callable[[core_grid.Grid, str], Any]] = None
         self._generation = 0
+        self._confirmed_overwrite: Optional[str] = None
         self._task = None
         self._create_task = None
         self.preview_band = AoiRubberBand(canvas, PREVIEW_STROKE, PREVIEW_FILL, 1)
@@ -360,6 +361,12 @@ class GridPage(QWidget):
             ok = False
         elif not path.lower().endswith(".gpkg"):
             self.database_message.show_message(tr("The job database is a GeoPackage: its name ends in .gpkg."))
+            ok = False
+        elif Path(path).exists() and self._confirmed_overwrite != path:
+            self.database_message.show_message(
+                tr("This file exists: press Create grid again to replace it and its run.")
+            )
+            self._confirmed_overwrite = path
             ok = False
         elif not Path(path).parent.is_dir():
             folder = Path(path).parent

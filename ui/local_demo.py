@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _backend: Optional[Any] = None
+_started_here = False
 #: Keyword arguments for the LocalBackend the preset starts (tests and the demo may change them first).
 OPTIONS: dict[str, Any] = {"auth": "oidc", "pixel_size": 100.0}
 
@@ -28,7 +29,7 @@ def data_dir() -> Path:
 
 def local_backend_url() -> str:
     """Start the Local demo backend (once) on 127.0.0.1 and return its URL."""
-    global _backend
+    global _backend, _started_here
     with _lock:
         if _backend is None:
             from ..local_backend import LocalBackend
@@ -36,6 +37,7 @@ def local_backend_url() -> str:
             folder = data_dir()
             folder.mkdir(parents=True, exist_ok=True)
             _backend = LocalBackend(data_dir=str(folder), port=0, **OPTIONS).start()
+            _started_here = True
             log.info("Local demo backend started at %s", _backend.url)
         return _backend.url
 
@@ -47,14 +49,17 @@ def running_backend() -> Optional[Any]:
 
 def use_backend(backend: Any) -> None:
     """Make an already running LocalBackend the preset's (tests, ``make demo``)."""
-    global _backend
+    global _backend, _started_here
     with _lock:
         _backend = backend
+        _started_here = False
 
 
 def stop() -> None:
-    global _backend
+    """Stop the Local demo backend if this module started it (the plugin's unload)."""
+    global _backend, _started_here
     with _lock:
-        if _backend is not None:
+        if _backend is not None and _started_here:
             _backend.stop()
-            _backend = None
+        _backend = None
+        _started_here = False

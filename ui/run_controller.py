@@ -66,6 +66,7 @@ class RunController(QObject):
         dock.grid_page.writer = self._write_job_database
         dock.grid_page.gridCreated.connect(self._grid_created)
         self.page.startRequested.connect(self.start)
+        self.page.openRequested.connect(self.open_run)
         self.page.stopRequested.connect(self.stop)
         self.page.retryFailedRequested.connect(self.retry_failed)
         self.page.cancelRemoteRequested.connect(self.cancel_remote_jobs)
@@ -135,6 +136,17 @@ class RunController(QObject):
         record = self.db.run_record()
         if record.get(OUTPUT_DIR_KEY) and not self.page.output.filePath():
             self.page.output.setFilePath(str(record[OUTPUT_DIR_KEY]))
+
+    def open_run(self, path: str) -> bool:
+        """Open an earlier run's job database (to watch it, or to resume it with Start)."""
+        try:
+            self.open_database(path)
+        except Exception as exc:  # noqa: BLE001 (not one of our files, unreadable...)
+            self.page.start_message.show_message(tr("Cannot open {path}: {error}").format(path=path, error=exc))
+            return False
+        self.page.start_message.clear_message()
+        self.dock.notify(tr("Opened the run {path}.").format(path=path), Qgis.Info)
+        return True
 
     def _drop_session(self) -> None:
         if self.session is None:

@@ -99,6 +99,7 @@ def build_tile_menu(menu: QMenu, rows: list[dict], actions: TileActions) -> None
 
 class RunPage(QWidget):
     startRequested = pyqtSignal()
+    openRequested = pyqtSignal(str)
     stopRequested = pyqtSignal()
     retryFailedRequested = pyqtSignal()
     cancelRemoteRequested = pyqtSignal()
@@ -118,6 +119,9 @@ class RunPage(QWidget):
         self.database_label = QLabel(tr("Create the grid first (step Grid)."))
         self.database_label.setWordWrap(True)
         form.addRow(tr("Job database:"), self.database_label)
+        self.open_button = QPushButton(tr("Open a run…"))
+        self.open_button.setToolTip(tr("Open the job database of an earlier run to watch or resume it"))
+        form.addRow(self.open_button)
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.GetDirectory)
         self.output.setFilePath(settings.value("run/output", "", str))
@@ -211,6 +215,7 @@ class RunPage(QWidget):
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
+        self.open_button.clicked.connect(self._choose_run)
         self.start_button.clicked.connect(self.startRequested)
         self.stop_button.clicked.connect(self.stopRequested)
         self.retry_button.clicked.connect(self.retryFailedRequested)
@@ -219,6 +224,14 @@ class RunPage(QWidget):
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.set_running(False)
+
+    def _choose_run(self) -> None:
+        from qgis.PyQt.QtWidgets import QFileDialog
+
+        start = settings.value("grid/database", "", str)
+        path, _ = QFileDialog.getOpenFileName(self, tr("Open a run"), start, tr("GeoPackage (*.gpkg)"))
+        if path:
+            self.openRequested.emit(path)
 
     def set_map_tool_action(self, action) -> None:
         """The action that turns on the tile menu on the map (owned by the run controller)."""
@@ -237,6 +250,7 @@ class RunPage(QWidget):
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.output.setEnabled(not running)
+        self.open_button.setEnabled(not running)
         if running:
             if self.started_at is None:
                 self.started_at = time.monotonic()
