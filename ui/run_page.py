@@ -39,6 +39,22 @@ tr = translator("RunPage")
 FAILED_STATUSES = (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED)
 
 
+def status_names() -> dict[str, str]:
+    """Translated display names of the job statuses."""
+    return {
+        statuses.NOT_STARTED: tr("not started"),
+        statuses.QUEUED_FOR_START: tr("queued for start"),
+        statuses.CREATED: tr("created"),
+        statuses.QUEUED: tr("queued"),
+        statuses.RUNNING: tr("running"),
+        statuses.FINISHED: tr("finished"),
+        statuses.ERROR: tr("error"),
+        statuses.CANCELED: tr("canceled"),
+        statuses.SKIPPED: tr("skipped"),
+        statuses.START_FAILED: tr("start failed"),
+    }
+
+
 def format_duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return "–"
@@ -156,7 +172,7 @@ class RunPage(QWidget):
             swatch.setStyleSheet(
                 f"background: {statuses.CSS_HEX.get(statuses.color_of(status))}; border: 1px solid #333;"
             )
-            name = QLabel(status.replace("_", " "))
+            name = QLabel(status_names().get(status, status))
             count = QLabel("0")
             count.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
             count.setObjectName(f"count_{status}")
