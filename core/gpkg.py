@@ -36,6 +36,7 @@ and QGIS in the tests. GeoPackage spec: https://www.geopackage.org/spec130/
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import struct
 from collections.abc import Iterable, Sequence
@@ -296,11 +297,107 @@ def register_attributes_table(conn: sqlite3.Connection, table: str, description:
     )
 
 
+RTREE_MAX_CELLS = 51  # SQLite's RTREE_MAXCELLS: cells per node with 4096-byte pages
+
+
+def _f32_down(v: np.ndarray) -> np.ndarray:
+    f = v.astype(np.float32)
+    over = f.astype(np.float64) > v
+    f[over] = np.nextafter(f[over], np.float32(-np.inf))
+    return f
+
+
+def _f32_up(v: np.ndarray) -> np.ndarray:
+    f = v.astype(np.float32)
+    under = f.astype(np.float64) < v
+    f[under] = np.nextafter(f[under], np.float32(np.inf))
+    return f
+
+
+def _str_order(cx: np.ndarray, cy: np.ndarray, per_node: int) -> np.ndarray:
+    """Sort-Tile-Recursive order: vertical slices by x, each sorted by y."""
+    n = len(cx)
+    n_nodes = math.ceil(n / per_node)
+    n_slices = max(1, math.ceil(math.sqrt(n_nodes)))
+    per_slice = n_slices and math.ceil(n_nodes / n_slices) * per_node
+    by_x = np.argsort(cx, kind="stable")
+    slice_of = np.empty(n, dtype=np.int64)
+    slice_of[by_x] = np.arange(n) // per_slice
+    return np.lexsort((cy, slice_of))
+
+
 def fill_rtree(conn: sqlite3.Connection, table: str, fids: Iterable[int], bounds: np.ndarray) -> None:
-    """Insert (fid, minx, maxx, miny, maxy) rows; ``bounds`` is (n, 4) minx, miny, maxx, maxy."""
-    b = np.asarray(bounds, dtype=float)
-    rows = zip(fids, b[:, 0].tolist(), b[:, 2].tolist(), b[:, 1].tolist(), b[:, 3].tolist())
-    conn.executemany(f'INSERT INTO "rtree_{table}_{GEOMETRY_COLUMN}" VALUES (?, ?, ?, ?, ?)', rows)
+    """Bulk-load the (empty) R-tree of ``table`` with envelopes ``bounds`` (n, 4: minx, miny, maxx, maxy).
+
+    Writes SQLite's R-tree shadow tables (``_node``, ``_rowid``, ``_parent``) directly with a
+    Sort-Tile-Recursive packing, like GDAL's own bulk loader; inserting row by row through the
+    virtual table costs ~10 µs per row (1.1 s at 100,000 tiles). The layout is SQLite's
+    (ext/rtree/rtree.c): node blob = depth (u16 BE, root only) + cell count (u16 BE) + cells
+    (rowid i64 BE, minx maxx miny maxy float32 BE, min rounded down and max up).
+    Call inside the transaction that created the R-tree, before any other R-tree write.
+    """
+    rt = f"rtree_{table}_{GEOMETRY_COLUMN}"
+    node_size = conn.execute(f'SELECT length(data) FROM "{rt}_node" WHERE nodeno = 1').fetchone()[0]
+    per_node = min(RTREE_MAX_CELLS, (node_size - 4) // 24)
+    b = np.asarray(bounds, dtype=np.float64)
+    ids = np.fromiter(fids, dtype=np.int64, count=len(b))
+    if len(ids) == 0:
+        return
+    level_ids = ids
+    level_box = np.column_stack([_f32_down(b[:, 0]), _f32_up(b[:, 2]), _f32_down(b[:, 1]), _f32_up(b[:, 3])])
+    cell_dt = np.dtype([("id", ">i8"), ("box", ">f4", 4)])
+    nodes: list[tuple[int, bytes]] = []
+    parents: list[tuple[int, int]] = []
+    leaf_rows: Optional[tuple[list[int], list[int]]] = None
+    next_node = 2  # 1 is the root
+    depth = 0
+    while True:
+        n = len(level_ids)
+        is_root = n <= per_node
+        if is_root:
+            order = np.arange(n)
+            node_numbers = np.array([1], dtype=np.int64)
+        else:
+            cx = (level_box[:, 0] + level_box[:, 1]) / 2
+            cy = (level_box[:, 2] + level_box[:, 3]) / 2
+            order = _str_order(cx, cy, per_node)
+            n_nodes = math.ceil(n / per_node)
+            node_numbers = np.arange(next_node, next_node + n_nodes, dtype=np.int64)
+            next_node += n_nodes
+        ids_sorted = level_ids[order]
+        box_sorted = level_box[order]
+        member_node = node_numbers[np.arange(n) // per_node]
+        cells = np.empty(n, dtype=cell_dt)
+        cells["id"] = ids_sorted
+        cells["box"] = box_sorted
+        raw = cells.tobytes()
+        for k, nodeno in enumerate(node_numbers.tolist()):
+            lo, hi = k * per_node, min((k + 1) * per_node, n)
+            head = struct.pack(">HH", depth if nodeno == 1 else 0, hi - lo)
+            body = raw[lo * 24 : hi * 24]
+            nodes.append((nodeno, head + body + bytes(node_size - 4 - len(body))))
+        if leaf_rows is None:
+            leaf_rows = (ids_sorted.tolist(), member_node.tolist())
+        else:
+            parents.extend(zip(ids_sorted.tolist(), member_node.tolist()))
+        if is_root:
+            break
+        # Next level: one entry per node, its box the union of its cells.
+        starts = np.arange(0, n, per_node)
+        level_box = np.column_stack(
+            [
+                np.minimum.reduceat(box_sorted[:, 0], starts),
+                np.maximum.reduceat(box_sorted[:, 1], starts),
+                np.minimum.reduceat(box_sorted[:, 2], starts),
+                np.maximum.reduceat(box_sorted[:, 3], starts),
+            ]
+        )
+        level_ids = node_numbers
+        depth += 1
+    conn.execute(f'DELETE FROM "{rt}_node"')
+    conn.executemany(f'INSERT INTO "{rt}_node" (nodeno, data) VALUES (?, ?)', nodes)
+    conn.executemany(f'INSERT INTO "{rt}_rowid" (rowid, nodeno) VALUES (?, ?)', zip(*leaf_rows))
+    conn.executemany(f'INSERT INTO "{rt}_parent" (nodeno, parentnode) VALUES (?, ?)', parents)
 
 
 def create_rtree_triggers(conn: sqlite3.Connection, table: str) -> None:

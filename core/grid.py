@@ -80,13 +80,17 @@ class TooManyTilesError(GridError):
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Grid:
-    """Tiles in a metric tiling CRS (see module docstring for conventions)."""
+    """Tiles in a metric tiling CRS (see module docstring for conventions).
+
+    ``geometries``: shapely Polygons (or MultiPolygons when clipped/predefined) in the tiling
+    CRS; built on first use for a regular grid (writing the GeoPackage does not need them).
+    """
 
     crs: str  #: tiling CRS, e.g. "EPSG:32631"
     tile_ids: list[str]
-    geometries: np.ndarray  #: shapely Polygons (MultiPolygons when clipped/predefined), tiling CRS
+    tile_geometries: Optional[np.ndarray] = field(repr=False)  #: None: built from the nodes on demand
     rows: Optional[np.ndarray]  #: int64, None for a predefined grid
     cols: Optional[np.ndarray]
     aoi: Optional[BaseGeometry]  #: the AOI in the tiling CRS (after repair)
@@ -105,6 +109,13 @@ class Grid:
 
     def __len__(self) -> int:
         return len(self.tile_ids)
+
+    @cached_property
+    def geometries(self) -> np.ndarray:
+        if self.tile_geometries is not None:
+            return self.tile_geometries
+        b = self.bounds
+        return shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
 
     @property
     def epsg(self) -> Optional[int]:
@@ -397,15 +408,17 @@ def make_grid(
 
     ci, ri = np.meshgrid(np.arange(n_cols), np.arange(n_rows), indexing="ij")
     ci, ri = ci.ravel(), ri.ravel()
-    boxes = shapely.box(node_x[ci], node_y[ri], node_x[ci + 1], node_y[ri + 1])
     rectangular = shapely.equals(aoi_t, shapely.box(west, south, east, north))
+    boxes = None
+    if not rectangular or clip:
+        boxes = shapely.box(node_x[ci], node_y[ri], node_x[ci + 1], node_y[ri + 1])
     if not rectangular:
         keep = _interior_hits(boxes, aoi_t)
         boxes, ci, ri = boxes[keep], ci[keep], ri[keep]
     # Edge tiles of zero width (AOI extent a multiple of the size, rounding) never occur: the
     # round(..., 10) above mirrors openeo's count.
-    _check_limits(len(boxes), max_tiles, confirm_many)
-    if len(boxes) == 0:
+    _check_limits(len(ci), max_tiles, confirm_many)
+    if len(ci) == 0:
         raise GridError("No tile meets the AOI.")
 
     cols = ci + col0
@@ -417,11 +430,10 @@ def make_grid(
         prefix = f"{epsg}_{size:g}m_"
         ids = [f"{prefix}x{c}_y{r}" for c, r in zip(cols.tolist(), rows.tolist())]
     regular = not clip
-    geoms = _clip(boxes, aoi_t) if clip else boxes
     return Grid(
         crs=tiling,
         tile_ids=ids,
-        geometries=geoms,
+        tile_geometries=_clip(boxes, aoi_t) if clip else None,
         rows=rows.astype(np.int64),
         cols=cols.astype(np.int64),
         aoi=aoi_t,
@@ -495,7 +507,7 @@ def grid_from_polygons(
     return Grid(
         crs=tiling,
         tile_ids=ids,
-        geometries=fixed,
+        tile_geometries=fixed,
         rows=None,
         cols=None,
         aoi=aoi_t,

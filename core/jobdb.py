@@ -78,7 +78,7 @@ RUN_TABLE = "run"
 #: Columns of the tiles table besides ``fid`` and ``geom``: name -> SQL type.
 #: openeo MultiBackendJobManager's columns first, then ours.
 TILE_COLUMNS: dict[str, str] = {
-    "tile_id": "TEXT NOT NULL UNIQUE",  # stable tile name (see core.grid)
+    "tile_id": "TEXT NOT NULL",  # stable tile name (see core.grid); unique index
     "row": "INTEGER",  # northwards index (NULL for a predefined grid)
     "col": "INTEGER",  # eastwards index
     "status": f"TEXT NOT NULL DEFAULT '{statuses.NOT_STARTED}'",  # openeo status vocabulary
@@ -255,8 +255,11 @@ class JobDB:
         try:
             conn = cls._connect(tmp)
             try:
+                # Building a private temporary file: no journal, no fsync, all in cache.
                 conn.execute("PRAGMA journal_mode = OFF")
                 conn.execute("PRAGMA synchronous = OFF")
+                conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+                conn.execute("PRAGMA cache_size = -262144")
                 conn.execute("BEGIN")
                 _write_tiles(conn, grid)
                 conn.execute(
@@ -266,10 +269,17 @@ class JobDB:
                 gpkg.register_attributes_table(conn, RUN_TABLE, "openEO Tile Jobs run record (JSON values)")
                 conn.executemany(f"INSERT INTO {RUN_TABLE} (key, value) VALUES (?, ?)", encoded.items())
                 conn.execute("COMMIT")
+                conn.execute("PRAGMA locking_mode = NORMAL")
                 conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 conn.close()
+            _fsync(tmp)
+            if not overwrite and path.exists():
+                raise FileExistsError(f"{path} already exists.")
             os.replace(tmp, path)
+            _fsync(path.parent)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -551,6 +561,16 @@ class JobDB:
         return changed
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to disk (so a renamed file survives a power cut); best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(str(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _pyproj_crs(value: Any) -> Any:
     import pyproj
 
@@ -561,10 +581,10 @@ def _write_tiles(conn: sqlite3.Connection, grid: Grid) -> None:
     """Create the GeoPackage metadata, the tiles table and its R-tree, and insert the grid."""
     gpkg.init_geopackage(conn)
     srs_id = gpkg.add_srs(conn, grid.crs)
-    geoms = grid.geometries
     if grid.is_regular:
         geometry_type = "POLYGON"
     else:
+        geoms = grid.geometries
         types = set(shapely.get_type_id(geoms).tolist())
         geometry_type = "POLYGON" if types == {3} else "MULTIPOLYGON"
         if geometry_type == "MULTIPOLYGON":
@@ -591,6 +611,10 @@ def _write_tiles(conn: sqlite3.Connection, grid: Grid) -> None:
     gpkg.fill_rtree(conn, TILES_TABLE, fids, bounds)
     gpkg.create_rtree_triggers(conn, TILES_TABLE)
     gpkg.update_extent(conn, TILES_TABLE, bounds)
+    # Indexes after the bulk insert (faster); partial ones stay empty until jobs exist.
+    conn.execute(f"CREATE UNIQUE INDEX idx_{TILES_TABLE}_tile_id ON {TILES_TABLE} (tile_id)")
     conn.execute(f"CREATE INDEX idx_{TILES_TABLE}_status ON {TILES_TABLE} (status)")
-    conn.execute(f"CREATE INDEX idx_{TILES_TABLE}_job_id ON {TILES_TABLE} (id)")
-    conn.execute(f"CREATE INDEX idx_{TILES_TABLE}_client_token ON {TILES_TABLE} (client_token)")
+    conn.execute(f"CREATE INDEX idx_{TILES_TABLE}_job_id ON {TILES_TABLE} (id) WHERE id IS NOT NULL")
+    conn.execute(
+        f"CREATE INDEX idx_{TILES_TABLE}_client_token ON {TILES_TABLE} (client_token) WHERE client_token IS NOT NULL"
+    )
