@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from . import INSTALL_HINT, missing_requirements
@@ -15,6 +16,10 @@ def _user(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError("expected NAME:PASSWORD")
     return name, password
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.user:
         config["users"] = dict(args.user)
     backend = LocalBackend(args.data_dir, port=args.port, **config)
-    print(f"Local demo backend: {args.host}:{args.port} (data in {args.data_dir}); Ctrl+C stops", flush=True)
-    backend.serve_forever()
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly as Ctrl+C
+    backend.serve_forever(
+        ready=lambda b: print(
+            f"Local demo backend: {b.url} (demo process {b.demo_process_url}; data in {args.data_dir}); Ctrl+C stops",
+            flush=True,
+        )
+    )
     return 0
 
 

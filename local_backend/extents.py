@@ -74,7 +74,6 @@ def spatial_to_grid(spatial_extent: Any, res: float, process: str = "load_collec
     import pyproj
     import shapely
     import shapely.geometry
-    import shapely.ops
 
     value = _as_plain(spatial_extent)
     if value is None:
@@ -127,7 +126,7 @@ def spatial_to_grid(spatial_extent: Any, res: float, process: str = "load_collec
     epsg = utm_epsg((lon_w + lon_e) / 2, (lat_s + lat_n) / 2)
     to_utm = pyproj.Transformer.from_crs(src_crs, epsg, always_xy=True)
     if polygon is not None:
-        polygon_utm = shapely.ops.transform(to_utm.transform, polygon)
+        polygon_utm = shapely.transform(polygon, lambda x, y: to_utm.transform(x, y), interleaved=False)
         uw, us, ue, un = polygon_utm.bounds
     else:
         uw, us, ue, un = to_utm.transform_bounds(west, south, east, north)

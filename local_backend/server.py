@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,12 @@ class LocalBackend:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread (the command line); Ctrl+C stops cleanly."""
+    def serve_forever(self, ready: Callable[[LocalBackend], None] | None = None) -> None:
+        """Serve in the calling thread (the command line); Ctrl+C stops cleanly. ``ready`` is
+        called once the port is bound (``backend.url`` is then known)."""
         self._bind()
+        if ready is not None:
+            ready(self)
         try:
             self._server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
@@ -191,6 +195,10 @@ def _make_server(host: str, port: int, app):
             super().__init__(*args, **kwargs)
 
         def process_request(self, request, client_address):  # type: ignore[override]
+            try:  # small unbuffered writes must not wait for delayed ACKs (Nagle)
+                request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with self._connections_lock:
                 self._connections.add(request)
             super().process_request(request, client_address)

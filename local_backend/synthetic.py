@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -153,28 +154,50 @@ def _field_parcels(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return crop, shift
 
 
-def _clear_sky(xs: np.ndarray, ys: np.ndarray, day: dt.date, cover: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cloud-free reflectance (4, ny, nx) and SCL (ny, nx) for one date."""
+@dataclass
+class _Landscape:
+    """What does not change with the date, computed once per request."""
+
+    cover: np.ndarray
+    crop_peak: np.ndarray  # day of year of full canopy, per pixel (fields)
+    brightness: np.ndarray  # static per-pixel texture factor
+    block_tex: np.ndarray
+    vegetated_forest: np.ndarray
+
+
+def _landscape(xs: np.ndarray, ys: np.ndarray) -> _Landscape:
+    cover = land_cover(xs, ys)
+    crop, shift = _field_parcels(xs, ys)
+    return _Landscape(
+        cover=cover,
+        crop_peak=_CROP_PEAKS[crop] + shift,
+        brightness=0.06 * _texture(xs, ys, 10.0, seed=31),
+        block_tex=_texture(xs, ys, 40.0, seed=32),
+        vegetated_forest=cover == FOREST,
+    )
+
+
+def _clear_sky(
+    xs: np.ndarray, ys: np.ndarray, day: dt.date, land: _Landscape, band_idx: Sequence[int]
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Cloud-free reflectance per spectral band index and SCL (ny, nx) for one date."""
     doy = day.timetuple().tm_yday
     season = 0.5 - 0.5 * np.cos(2.0 * np.pi * (doy - 30) / 365.25)  # 0 in winter, 1 in summer
-    ny, nx = ys.size, xs.size
-    refl = np.empty((4, ny, nx))
-    crop, shift = _field_parcels(xs, ys)
-    canopy = np.exp(-(((doy - _CROP_PEAKS[crop] - shift) / 38.0) ** 2))
-    static_tex = _texture(xs, ys, 10.0, seed=31)
-    block_tex = _texture(xs, ys, 40.0, seed=32)
-    date_seed = (day - EPOCH).days
-    noise = _texture(xs, ys, 10.0, seed=1000 + date_seed)
-    for b in range(4):
+    cover = land.cover
+    canopy = np.exp(-(((doy - land.crop_peak) / 38.0) ** 2))
+    noise = _texture(xs, ys, 10.0, seed=1000 + (day - EPOCH).days)
+    factor = 1.0 + land.brightness + 0.03 * noise
+    refl = {}
+    for b in band_idx:
         field = _SOIL[b] + (_CROP[b] - _SOIL[b]) * canopy
         forest = _FOREST[b] * (1.0 + (0.15 * season if b == 3 else -0.1 * season))
         values = np.where(cover == FIELD, field, 0.0)
         values = np.where(cover == FOREST, forest, values)
-        values = np.where(cover == BUILT, _BUILT[b] * (1.0 + 0.25 * block_tex), values)
+        values = np.where(cover == BUILT, _BUILT[b] * (1.0 + 0.25 * land.block_tex), values)
         values = np.where(cover == WATER, _WATER[b], values)
-        refl[b] = values * (1.0 + 0.06 * static_tex + 0.03 * noise)
-    scl = np.full((ny, nx), SCL_NOT_VEGETATED, dtype=np.int16)
-    scl[(cover == FOREST) | ((cover == FIELD) & (canopy > 0.35))] = SCL_VEGETATION
+        refl[b] = values * factor
+    scl = np.full(cover.shape, SCL_NOT_VEGETATED, dtype=np.int16)
+    scl[land.vegetated_forest | ((cover == FIELD) & (canopy > 0.35))] = SCL_VEGETATION
     scl[cover == WATER] = SCL_WATER
     return refl, scl
 
@@ -204,21 +227,23 @@ def generate(xs: np.ndarray, ys: np.ndarray, dates: Sequence[dt.date], bands: Se
     unknown = [b for b in bands if b not in BANDS]
     if unknown:
         raise ValueError(f"unknown bands {unknown}")
-    cover = land_cover(xs, ys)
+    land = _landscape(xs, ys)
+    band_idx = [SPECTRAL_BANDS.index(b) for b in bands if b != "SCL"]
     out = np.empty((len(dates), len(bands), ys.size, xs.size), dtype=np.int16)
+    bright = np.array([7600.0, 7400.0, 7200.0, 7900.0])
     for t, day in enumerate(dates):
-        refl, scl = _clear_sky(xs, ys, day, cover)
+        refl, scl = _clear_sky(xs, ys, day, land, band_idx)
         prob, shadow, thr = _clouds(xs, ys, day)
         thick = prob > thr + 0.06
         medium = (prob > thr) & ~thick
         cirrus = (prob > thr - 0.035) & ~(thick | medium)
         shade = (shadow > thr) & ~(prob > thr - 0.035)
-        haze = np.clip((prob - thr + 0.035) / 0.095, 0.0, 1.0)
-        bright = np.array([7600.0, 7400.0, 7200.0, 7900.0])
-        for b in range(4):
+        haze = 0.55 + 0.45 * np.clip((prob - thr + 0.035) / 0.095, 0.0, 1.0)
+        clouded = medium | thick
+        for b in band_idx:
             v = refl[b]
             v = np.where(cirrus, v + 900.0, v)
-            v = np.where(medium | thick, v + (bright[b] - v) * (0.55 + 0.45 * haze), v)
+            v = np.where(clouded, v + (bright[b] - v) * haze, v)
             v = np.where(shade, v * 0.42, v)
             refl[b] = v
         scl = scl.copy()

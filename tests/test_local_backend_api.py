@@ -17,7 +17,6 @@ import rasterio
 import requests
 import shapely
 import shapely.geometry
-import shapely.ops
 from openeo.rest import OpenEoApiError
 
 from openeo_tile_jobs.local_backend import synthetic
@@ -100,7 +99,7 @@ def test_composite_pixels_equal_numpy_masked_median(local_backend, tmp_path):
         assert src.profile["tiled"] and src.profile["compress"] == "deflate"
         bounds, res, transform, shape = src.bounds, src.res[0], src.transform, (src.height, src.width)
     to_utm = pyproj.Transformer.from_crs(4326, 32631, always_xy=True)
-    tile_utm = shapely.ops.transform(to_utm.transform, shapely.geometry.shape(TILE))
+    tile_utm = shapely.transform(shapely.geometry.shape(TILE), to_utm.transform, interleaved=False)
     for got_edge, want_edge in zip(bounds, tile_utm.bounds):
         assert abs(got_edge - want_edge) <= res  # within one pixel of the request
     assert res == 200.0
@@ -135,7 +134,7 @@ def test_process_based_job_creator_with_job_manager(local_backend, tmp_path):
 
     to_lonlat = pyproj.Transformer.from_crs(32631, 4326, always_xy=True)
     tiles = [shapely.box(590_000 + i * 5000, 5_660_000, 595_000 + i * 5000, 5_665_000) for i in range(2)]
-    tiles = [shapely.ops.transform(to_lonlat.transform, t) for t in tiles]
+    tiles = [shapely.transform(t, to_lonlat.transform, interleaved=False) for t in tiles]
     df = gpd.GeoDataFrame({"tile": [0, 1]}, geometry=tiles, crs=4326)
     start_job = ProcessBasedJobCreator(
         namespace=local_backend.demo_process_url, parameter_defaults={"temporal_extent": SUMMER}
@@ -363,3 +362,25 @@ def test_ndvi_reduce_graph_runs_through_processes_dask(local_backend, tmp_path):
     raw = synthetic.generate(xs, ys, dates, ["B04", "B08"]).astype(np.float32)
     expected = ((raw[:, 1] - raw[:, 0]) / (raw[:, 1] + raw[:, 0])).mean(axis=0)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_command_line_from_repository_root(repo_root, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local_backend", "--port", "0", "--data-dir", str(tmp_path), "--pixel-size", "200"],
+        cwd=repo_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        url = line.split("Local demo backend: ")[1].split(" ")[0]
+        con = openeo.connect(url)
+        assert con.list_collection_ids() == ["SENTINEL2_L2A"]
+        assert (tmp_path / "jobs.sqlite").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -4,6 +4,7 @@ device flow (PKCE) with refresh tokens, including an expired access token."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import time
 
@@ -115,7 +116,7 @@ def test_device_token_endpoint_checks_pkce_and_pending(local_backend_factory):
     issuer = requests.get(f"{backend.url}/credentials/oidc", timeout=5).json()["providers"][0]["issuer"]
     config = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=5).json()
     client = {"client_id": "openeo-tile-jobs-demo"}
-    challenge = base64.urlsafe_b64encode(__import__("hashlib").sha256(b"v" * 43).digest()).rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 43).digest()).rstrip(b"=").decode()
     device = requests.post(
         config["device_authorization_endpoint"],
         data={**client, "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"},
