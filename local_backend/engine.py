@@ -32,6 +32,7 @@ OWN_PROCESSES = ("load_collection", "save_result")
 EXCLUDED = {"load_stac", "run_udf", "apply_neighborhood_intertwin"}  # need network or arbitrary code
 GTIFF_NAMES = {"gtiff", "geotiff", "tiff", "gtif", "tif"}
 MAX_UDP_DEPTH = 8
+MAX_CUBE_VALUES = 100_000_000  # float32: 400 MB before intermediate copies
 
 _base_lock = threading.Lock()
 _base: dict[str, Any] | None = None
@@ -170,6 +171,14 @@ def _load_collection_impl(ctx: JobContext) -> Callable:
             raise JobError(
                 f"The value passed for parameter 'bands' in process 'load_collection' is invalid: "
                 f"unknown bands {unknown}",
+                "ProcessParameterInvalid",
+            )
+        values = grid.xs.size * grid.ys.size * len(dates) * len(band_list)
+        if values > MAX_CUBE_VALUES:
+            raise JobError(
+                f"The request needs {values / 1e6:.0f} million values ({grid.xs.size} x {grid.ys.size} pixels x "
+                f"{len(dates)} dates x {len(band_list)} bands), more than the demo backend's "
+                f"{MAX_CUBE_VALUES / 1e6:.0f} million: use a smaller extent, a shorter period or fewer bands.",
                 "ProcessParameterInvalid",
             )
         if properties:

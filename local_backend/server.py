@@ -57,6 +57,11 @@ class LocalBackend:
     def _bind(self) -> None:
         if self._server is not None:
             raise RuntimeError("LocalBackend already started")
+        from . import INSTALL_HINT, missing_requirements
+
+        missing = missing_requirements()
+        if missing:
+            raise RuntimeError(f"The Local demo backend needs {', '.join(missing)}: {INSTALL_HINT}")
         from . import engine
         from .app import create_app
         from .auth import Auth

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import openeo
 import pytest
 import requests
@@ -130,3 +132,17 @@ def test_missing_and_invalid_auth(local_backend_factory):
     answer = post_job(backend, graph(), headers={"Authorization": "Bearer basic//expired"})
     assert (answer.status_code, answer.json()["code"]) == (403, "TokenInvalid")
     assert requests.get(f"{backend.url}/", timeout=5).status_code == 200
+
+
+def test_too_large_request_fails_the_job_with_a_reason(local_backend_factory):
+    backend = local_backend_factory(pixel_size=10.0)
+    con = openeo.connect(backend.url)
+    box = {"west": 590000, "south": 5660000, "east": 630000, "north": 5700000, "crs": "EPSG:32631"}
+    cube = con.load_collection("SENTINEL2_L2A", spatial_extent=box, temporal_extent=["2024-01-01", "2025-01-01"])
+    job = con.create_job(cube.save_result("GTiff"))
+    job.start()
+    deadline = time.monotonic() + 20
+    while job.status() not in ("error", "finished") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (entry,) = job.logs(level="error")
+    assert "million values" in entry.message and entry["code"] == "ProcessParameterInvalid"
