@@ -136,6 +136,15 @@ def blob_to_shapely(blob: Optional[bytes]) -> Any:
     return shapely.from_wkb(bytes(blob[offset:]))
 
 
+def blobs_to_shapely(blobs: Sequence[Optional[bytes]]) -> np.ndarray:
+    """Vectorised :func:`blob_to_shapely` (None stays None)."""
+    wkbs = np.empty(len(blobs), dtype=object)
+    for i, blob in enumerate(blobs):
+        if blob is not None:
+            wkbs[i] = bytes(blob[_header(blob)[2] :])
+    return shapely.from_wkb(wkbs)
+
+
 def blob_envelope(blob: Optional[bytes]) -> Optional[tuple[float, float, float, float]]:
     """(minx, miny, maxx, maxy) from the blob's header, or from its WKB; None when empty."""
     if blob is None:

@@ -493,20 +493,34 @@ class JobDB:
                 out.update(self.conn.execute(q, chunk).fetchall())
         return out
 
+    def geometries(self, fids: Iterable[int]) -> dict[int, Any]:
+        """Shapely geometries in the tiling CRS (:attr:`crs`) of these tiles, by fid."""
+        blobs = self._blobs(list(fids))
+        keys = list(blobs)
+        geoms = gpkg.blobs_to_shapely([blobs[k] for k in keys])
+        return dict(zip(keys, geoms))
+
     def geometry(self, fid: int) -> Any:
         """The tile's shapely geometry in the tiling CRS (:attr:`crs`)."""
-        blob = self._blobs([fid]).get(int(fid))
-        if blob is None:
+        out = self.geometries([fid])
+        if int(fid) not in out:
             raise KeyError(f"No tile with fid {fid}.")
-        return gpkg.blob_to_shapely(blob)
+        return out[int(fid)]
+
+    def geometries_4326_shapely(self, fids: Iterable[int]) -> dict[int, Any]:
+        """Shapely geometries in EPSG:4326 (lon/lat) of these tiles, by fid."""
+        geoms = self.geometries(fids)
+        keys = list(geoms)
+        values = np.array([geoms[k] for k in keys], dtype=object)
+        if len(values) and self.crs != "EPSG:4326":
+            values = transform_geometries(values, self.crs, "EPSG:4326")
+        return dict(zip(keys, values))
 
     def geometries_4326(self, fids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """GeoJSON geometries in EPSG:4326 (lon/lat) of these tiles, by fid."""
-        blobs = self._blobs(list(fids))
-        keys = list(blobs)
-        geoms = np.array([gpkg.blob_to_shapely(blobs[k]) for k in keys], dtype=object)
-        lonlat = transform_geometries(geoms, self.crs, "EPSG:4326") if len(geoms) else geoms
-        return {k: json.loads(shapely.to_geojson(g)) for k, g in zip(keys, lonlat)}
+        geoms = self.geometries_4326_shapely(fids)
+        texts = shapely.to_geojson(np.array(list(geoms.values()), dtype=object)) if geoms else []
+        return {k: json.loads(t) for k, t in zip(geoms, texts)}
 
     def geometry_4326(self, fid: int) -> dict[str, Any]:
         """GeoJSON geometry in EPSG:4326 of one tile (what the process parameter is filled with)."""
