@@ -148,8 +148,8 @@ def main() -> None:
     _, page_ms, _ = bench_listing()
     print(
         f"local_backend: 1 tile job {one_10:.2f} s at 10 m ({one_200 * 1000:.0f} ms at 200 m); "
-        f"16 tiles with 2 workers {wall_10:.2f} s ({16 * one_10 / wall_10:.2f}x faster than one after another); "
-        f"(machine ceiling {ceiling:.2f}x); GET /jobs?limit=100 over 3000 jobs {page_ms:.1f} ms"
+        f"16 tiles with 2 workers {wall_10:.2f} s ({16 * one_10 / wall_10:.2f}x faster than one after another, "
+        f"machine ceiling {ceiling:.2f}x); GET /jobs?limit=100 over 3000 jobs {page_ms:.1f} ms"
     )
 
 
