@@ -366,11 +366,11 @@ class Backend:
         margin = min(self.REFRESH_MARGIN_MAX, (self._lifetime or 0) * self.REFRESH_MARGIN_FRACTION)
         if now < self._expires_at - margin or now - self._last_refresh_try < 2.0:
             return
-        self._last_refresh_try = now
         try:
             self._apply_oidc_tokens(self._renewer.get_tokens(), self._renewer)
             _log.info("Refreshed the access token of %s before expiry", self.name)
         except Exception as e:  # noqa: BLE001
+            self._last_refresh_try = now  # do not hammer a failing token endpoint
             if now >= self._expires_at:
                 self.mark_needs_sign_in(f"access token expired and could not be refreshed: {e}")
             else:
