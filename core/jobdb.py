@@ -144,7 +144,9 @@ def _to_sql(column: str, value: Any) -> Any:
     """Python/numpy/pandas value -> SQLite value (NaN/NaT/None -> NULL)."""
     if value is None:
         return None
-    if column in JSON_COLUMNS and not isinstance(value, str):
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return None
+    if column in JSON_COLUMNS and not isinstance(value, str) and not _is_na(value):
         return json.dumps(list(value) if isinstance(value, (tuple, set, np.ndarray)) else value)
     if isinstance(value, (np.integer,)):
         return int(value)
@@ -167,6 +169,15 @@ def _to_sql(column: str, value: Any) -> Any:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value)
     return str(value)
+
+
+def _is_na(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT
+    except ImportError:
+        return False
 
 
 def _from_sql(column: str, value: Any) -> Any:
