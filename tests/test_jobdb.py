@@ -8,10 +8,13 @@ import sqlite3
 import subprocess
 import threading
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.grid import grid_from_polygons, make_grid
@@ -53,6 +56,18 @@ def test_ogrinfo_reads_the_tiles_layer(db):
     assert "tiles (Polygon)" in layers and "run (None)" in layers
 
 
+def test_gdal_geopackage_validator_passes(db, tmp_path):
+    validate_gpkg = pytest.importorskip("osgeo_utils.samples.validate_gpkg")
+    db.update_many({1: {"status": "running"}})
+    db.add_column("network_received", "TEXT")
+    validate_gpkg.check(str(db.path))  # raises GPKGCheckException on any violation
+    aoi = shapely.union_all([shapely.box(0, 0, 10, 3), shapely.box(0, 7, 10, 10), shapely.box(0, 0, 4, 10)])
+    halves = [shapely.box(0, 0, 5, 10), shapely.box(5, 0, 10, 10)]
+    grid = grid_from_polygons(halves, crs="EPSG:32631", aoi=aoi, clip=True)
+    JobDB.create(tmp_path / "multi.gpkg", grid).close()
+    validate_gpkg.check(str(tmp_path / "multi.gpkg"))
+
+
 def test_ogr_reads_geometries_and_uses_the_spatial_index_and_can_edit(db, seed_grid):
     from osgeo import ogr
 
@@ -81,6 +96,7 @@ def test_ogr_reads_geometries_and_uses_the_spatial_index_and_can_edit(db, seed_g
         ds = None
     assert db.get(3)["status"] == "skipped"
     assert db.geometry(3).bounds == (0, 0, 10, 10)
+    assert db.count_by_status() == {"not_started": 15, "skipped": 1}  # counts kept by triggers, also for OGR
 
 
 def test_qgis_opens_the_tiles_as_a_vector_layer_and_sees_updates(db):
@@ -174,6 +190,24 @@ def test_reads_by_status_fid_tile_id_job_id_and_token(db):
         db.get_by_status(["running"], columns=["nonsense"])
 
 
+def test_where_count_by_and_costs_helpers(db):
+    assert db.sum_costs() == (None, {})
+    db.update_many(
+        {
+            1: {"status": "finished", "result_status": "done", "backend_name": "a", "costs": 1.5},
+            2: {"status": "finished", "result_status": "pending", "backend_name": "a", "costs": 2.0},
+            3: {"status": "finished", "result_status": "pending", "backend_name": "b", "costs": 0.5},
+        }
+    )
+    assert [r["fid"] for r in db.get_where("result_status", ["pending"])] == [2, 3]
+    assert db.get_where("result_status", ["pending"], max=1, columns=["tile_id"]) == [{"fid": 2, "tile_id": "x0_y1"}]
+    assert db.count_by("result_status") == {"done": 1, "pending": 2}
+    assert db.count_by("backend_name") == {"a": 2, "b": 1}
+    assert db.sum_costs() == (4.0, {"a": 3.5, "b": 0.5})
+    with pytest.raises(KeyError):
+        db.count_by("nope")
+
+
 def test_geometry_4326_is_what_openeo_would_send(db, seed_grid):
     from openeo.extra.job_management import split_area
 
@@ -222,6 +256,23 @@ def test_update_many_touches_only_those_rows_in_one_transaction(db):
     with pytest.raises(sqlite3.IntegrityError):
         db.update_many({5: {"status": "running"}, 6: {"status": None}})  # status is NOT NULL
     assert db.get(5)["status"] == "not_started"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    batches=st.lists(
+        st.dictionaries(st.integers(1, 16), st.sampled_from(statuses.ALL_STATUSES), min_size=1, max_size=6),
+        max_size=6,
+    )
+)
+def test_status_counts_always_match_the_rows(tmp_path_factory, batches):
+    path = tmp_path_factory.mktemp("counts") / "run.gpkg"
+    with JobDB.create(path, make_grid(SEED_BBOX, tile_size=5000, crs="EPSG:32631")) as db:
+        for batch in batches:
+            db.update_many({fid: {"status": status} for fid, status in batch.items()})
+        expected = Counter(r["status"] for r in db.all_rows(["status"]))
+        assert db.count_by_status() == dict(expected)
+        assert db.recount() == dict(expected)
 
 
 def test_numpy_pandas_and_nan_values_are_stored_plainly(db):
