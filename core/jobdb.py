@@ -236,7 +236,10 @@ class JobDB:
         *,
         overwrite: bool = False,
     ) -> JobDB:
-        """Write a new run file from ``grid``; ``run`` adds to / overrides the derived run record."""
+        """Write a new run file from ``grid``; ``run`` adds to / overrides the derived run record.
+
+        ``overwrite=True`` replaces an existing file (never one that is open elsewhere).
+        """
         path = Path(path)
         if path.suffix.lower() != ".gpkg":
             raise JobDBError(f"A job database is a GeoPackage: the file name must end in .gpkg, not {path.name!r}.")
@@ -297,6 +300,10 @@ class JobDB:
             _fsync(tmp)
             if not overwrite and path.exists():
                 raise FileExistsError(f"{path} already exists.")
+            for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+                # an old run's WAL must never be applied to the new file (do not overwrite an open run)
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
             os.replace(tmp, path)
             _fsync(path.parent)
         except BaseException:

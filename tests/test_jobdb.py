@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 import threading
 import warnings
 from collections import Counter
@@ -353,6 +354,26 @@ def test_bad_create_requests_leave_no_file(tmp_path, seed_grid):
     with pytest.raises(FileExistsError):
         JobDB.create(tmp_path / "run.gpkg", seed_grid)
     assert files_in(tmp_path) == ["run.gpkg"]
+
+
+def test_overwrite_replaces_a_run_and_its_wal(tmp_path, seed_grid):
+    path = tmp_path / "run.gpkg"
+    JobDB.create(path, seed_grid).close()
+    # a process that dies without closing leaves committed pages in run.gpkg-wal
+    code = (
+        "import os, sys\n"
+        "from openeo_tile_jobs.core.jobdb import JobDB\n"
+        "db = JobDB.open(sys.argv[1])\n"
+        "db.conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "db.update_many({fid: {'status': 'error', 'last_error': 'x' * 500} for fid in range(1, 17)})\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    other = make_grid(SEED_BBOX, tile_size=10_000, crs="EPSG:32631")
+    with JobDB.create(path, other, overwrite=True) as db:
+        assert len(db) == 4 and db.count_by_status() == {"not_started": 4}
+        assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_failure_while_writing_leaves_no_file(tmp_path, seed_grid, monkeypatch):
