@@ -51,21 +51,23 @@ def _sql_type(series: pd.Series) -> str:
     return "TEXT"
 
 
-def _rows_to_frame(db: JobDB, rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _rows_to_frame(db: JobDB, rows: list[dict[str, Any]], cache: Optional[dict[int, Any]] = None) -> pd.DataFrame:
+    """Rows -> GeoDataFrame indexed by fid with ``geometry`` in EPSG:4326 (``cache``: fid -> geometry)."""
     import geopandas as gpd
 
     columns = [c for c in db.columns if c != "fid"]
-    if rows:
-        df = pd.DataFrame.from_records(rows, index="fid", columns=["fid", *columns])
-        geoms = db.geometries_4326_shapely(df.index.tolist())
-        geometry = [geoms.get(f) for f in df.index]
-    else:
-        df = pd.DataFrame(columns=columns, index=pd.Index([], name="fid", dtype="int64"))
-        geometry = []
-    df.index.name = None
-    for c in JSON_COLUMNS & set(df.columns):  # keep lists as JSON text, like openeo's CSV would
-        df[c] = df[c].map(lambda v: v if v is None or isinstance(v, str) else _json(v))
-    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geometry, index=df.index, crs="EPSG:4326"))
+    fids = [r["fid"] for r in rows]
+    data = {c: [r.get(c) for r in rows] for c in columns}
+    for c in JSON_COLUMNS & set(columns):  # keep lists as JSON text, like openeo's CSV would
+        data[c] = [v if v is None or isinstance(v, str) else _json(v) for v in data[c]]
+    index = pd.Index(fids, dtype="int64")
+    if cache is None:
+        cache = {}
+    missing = [f for f in fids if f not in cache]
+    if missing:
+        cache.update(db.geometries_4326_shapely(missing))
+    geometry = gpd.GeoSeries([cache.get(f) for f in fids], index=index, crs="EPSG:4326")
+    return gpd.GeoDataFrame(pd.DataFrame(data, index=index, columns=columns), geometry=geometry)
 
 
 def _json(value: Any) -> str:
@@ -84,6 +86,7 @@ class OpenEOJobDatabase(JobDatabaseInterface):
         else:
             self._db = None
             self.path = Path(path_or_db)
+        self._geometry_cache: dict[int, Any] = {}  # fid -> EPSG:4326 geometry (tiles do not move)
 
     def __repr__(self) -> str:
         return f"OpenEOJobDatabase({str(self.path)!r})"
@@ -127,10 +130,10 @@ class OpenEOJobDatabase(JobDatabaseInterface):
         return self.db.count_by_status(statuses)
 
     def get_by_status(self, statuses, max=None) -> pd.DataFrame:  # noqa: A002 (openeo's signature)
-        return _rows_to_frame(self.db, self.db.get_by_status(list(statuses), max=max))
+        return _rows_to_frame(self.db, self.db.get_by_status(list(statuses), max=max), self._geometry_cache)
 
     def get_by_indices(self, indices: Iterable[Union[int, str]]) -> pd.DataFrame:
-        return _rows_to_frame(self.db, self.db.get_many(int(i) for i in indices))
+        return _rows_to_frame(self.db, self.db.get_many(int(i) for i in indices), self._geometry_cache)
 
     def read(self) -> pd.DataFrame:
         """All rows (like openeo's ``FullDataFrameJobDatabase.read``)."""
