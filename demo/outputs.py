@@ -1,0 +1,162 @@
+"""The demo's output folder: what is in it, whether its run is finished, and starting it afresh.
+
+Plain Python (no qgis). A marker file says the folder is the demo's, so ``--fresh`` only ever
+empties a folder the demo made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..core import statuses
+from ..core.downloads import DOWNLOADING, FAILED, PENDING
+from ..core.jobdb import JobDB
+
+MARKER = ".openeo_tile_jobs_demo"
+
+
+class OutputFolderError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "demo_run.gpkg"
+
+    @property
+    def project(self) -> Path:
+        return self.root / "demo.qgz"
+
+    @property
+    def png(self) -> Path:
+        return self.root / "demo.png"
+
+    @property
+    def gif(self) -> Path:
+        return self.root / "demo.gif"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def state(self) -> Path:
+        """How the run was made (backend, port of the Local demo backend...): read on resume."""
+        return self.root / "demo_state.json"
+
+    @property
+    def backend_data(self) -> Path:
+        return self.root / "local_backend"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    def job_dirs(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("job_*") if p.is_dir())
+
+
+@dataclass
+class RunState:
+    """Counts of a run read from its job database."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    downloads: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def active(self) -> int:
+        return sum(n for s, n in self.counts.items() if s in statuses.ACTIVE_STATUSES)
+
+    @property
+    def pending_downloads(self) -> int:
+        return sum(self.downloads.get(s, 0) for s in (PENDING, DOWNLOADING))
+
+    @property
+    def failed_downloads(self) -> int:
+        return self.downloads.get(FAILED, 0)
+
+    @property
+    def unfinished(self) -> bool:
+        return self.active > 0 or self.pending_downloads > 0 or self.failed_downloads > 0
+
+
+def read_run_state(database: Path) -> RunState:
+    with JobDB.open(database) as db:
+        rows = db.all_rows(columns=["status", "result_status"])
+    state = RunState()
+    for row in rows:
+        state.counts[row["status"]] = state.counts.get(row["status"], 0) + 1
+        if row.get("result_status"):
+            state.downloads[row["result_status"]] = state.downloads.get(row["result_status"], 0) + 1
+    return state
+
+
+def prepare_fresh(paths: DemoPaths) -> None:
+    """Empty the output folder for a new run (refusing a non-empty folder the demo did not make)."""
+    root = paths.root
+    if root.exists() and not root.is_dir():
+        raise OutputFolderError(f"{root} is a file, not a folder.")
+    if root.is_dir() and any(root.iterdir()) and not paths.marker.exists():
+        raise OutputFolderError(
+            f"{root} is not empty and was not made by the demo: choose another folder (OUTPUT=...) or empty it."
+        )
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    paths.marker.write_text("This folder is written by `make demo`; `make demo FRESH=1` empties it.\n")
+
+
+def read_state(paths: DemoPaths) -> dict[str, Any]:
+    try:
+        return json.loads(paths.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (never a secret in it: the callers write settings and counts only)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def folder_size(paths: list[Path]) -> tuple[int, int]:
+    """(files, bytes) under the given folders."""
+    files = size = 0
+    for folder in paths:
+        for p in folder.rglob("*"):
+            if p.is_file():
+                files += 1
+                size += p.stat().st_size
+    return files, size
+
+
+def existing_run(paths: DemoPaths) -> Optional[RunState]:
+    """The run in the folder (None when there is none, or its file is not a job database)."""
+    if not paths.database.exists():
+        return None
+    try:
+        return read_run_state(paths.database)
+    except Exception:  # noqa: BLE001 (a broken file: the caller starts fresh)
+        return None
