@@ -73,7 +73,13 @@ class AoiController(QObject):
         )
         self.extent_action.triggered.connect(lambda: self.use_layer_extent())
         self._menu = QMenu(window)
-        self._menu.addAction(self.selection_action)
+        # Not selection_action itself: a menu holding the action it hangs on is a cycle, and QGIS's
+        # customization walks menus recursively when the plugin loads (stack overflow, QGIS crashes).
+        self.selection_menu_action = self._action(
+            window, "aoi_selection", tr("Use the selected features as AOI"), "OpenEOTileJobsUseSelectionMenu"
+        )
+        self.selection_menu_action.triggered.connect(lambda: self.use_selected_features())
+        self._menu.addAction(self.selection_menu_action)
         self._menu.addAction(self.extent_action)
         self.selection_action.setMenu(self._menu)
 
@@ -155,6 +161,12 @@ class AoiController(QObject):
                 self.canvas.unsetMapTool(tool)
         self.polygon_tool.remove_rubber_band()
         self.band.remove()
-        for action in (self.rectangle_action, self.polygon_action, self.selection_action, self.extent_action):
+        for action in (
+            self.rectangle_action,
+            self.polygon_action,
+            self.selection_action,
+            self.selection_menu_action,
+            self.extent_action,
+        ):
             action.deleteLater()
         self._menu.deleteLater()
