@@ -41,6 +41,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,7 +164,12 @@ class StepReport:
     progress: Optional[Progress] = None
     done: bool = False
     duration: float = 0.0
-    http_seconds: float = 0.0
+    http_seconds: float = 0.0  # waiting for responses, summed over threads
+    #: Time the round's own thread spent waiting on the network (its requests, and the pool's).
+    #: ``duration - io_seconds`` is the engine's own time.
+    io_seconds: float = 0.0
+    #: CPU time of the round's own thread.
+    cpu_seconds: float = 0.0
     skipped: bool = False  # another round was in progress, or the engine is stopped
 
 
@@ -174,7 +180,7 @@ class _Round:
         self.updates: dict[int, dict[str, Any]] = {}
         self.status_moves: list[tuple[int, Any, str, str]] = []  # fid, tile_id, old, new
         self.result_moves: list[tuple[int, Any, Optional[str], str]] = []
-        self.costs_changed = False
+        self.cost_deltas: dict[str, float] = defaultdict(float)
         self.backend_of: dict[int, Optional[str]] = {}
 
     def set(self, fid: int, **values: Any) -> None:
@@ -276,10 +282,13 @@ class Scheduler:
         self._start_blocked_until: dict[str, float] = {}
         self._intent_failed_at: dict[int, float] = {}
         self._unknown_backend_warned: set[str] = set()
-        self._costs_total: Optional[float] = None
+        self._costs_by_backend: dict[str, float] = {}
         self._result_of: dict[int, str] = {}  # result_status of tiles pending/downloading
         self._active_per_backend: dict[str, int] = {}
         self._step_lock = threading.Lock()
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._step_thread: Optional[int] = None
+        self._io_seconds = 0.0
         self._stop_event = threading.Event()
         self._run_idle = threading.Event()
         self._run_idle.set()
@@ -311,6 +320,9 @@ class Scheduler:
         t0 = time.perf_counter()
         req0 = self._request_total()
         http0 = self._http_total()
+        self._step_thread = threading.get_ident()
+        self._io_seconds = 0.0
+        cpu0 = time.thread_time()
         try:
             self._round(report)
         except StoppedError:
@@ -323,6 +335,8 @@ class Scheduler:
         self.rounds += 1
         report.requests = self._request_total() - req0
         report.http_seconds = self._http_total() - http0
+        report.io_seconds = self._io_seconds
+        report.cpu_seconds = time.thread_time() - cpu0
         report.duration = time.perf_counter() - t0
         return report
 
@@ -364,6 +378,8 @@ class Scheduler:
         """
         t0 = self._clock()
         self._stop_event.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
         self._downloader.stop(timeout=max(0.0, timeout * 0.5))
         remaining = max(0.0, timeout - (self._clock() - t0))
         idle = self._run_idle.wait(remaining)
@@ -380,6 +396,10 @@ class Scheduler:
 
     def progress(self) -> Progress:
         return self._progress()
+
+    def total_costs(self) -> float:
+        """Sum of the costs the backends reported for the tiles' jobs (backend currency)."""
+        return float(sum(self._costs_by_backend.values()))
 
     def is_done(self) -> bool:
         """No tile active (on a usable backend) and no download pending or in flight."""
@@ -484,7 +504,7 @@ class Scheduler:
             self._download_meta[int(r["fid"])] = (r.get("tile_id"), r["id"], r.get("backend_name") or "")
         self._flush(rnd)
         self._emit_round(rnd)
-        self._costs_total = self._sum_costs()
+        self._costs_by_backend = self._sum_costs_by_backend()  # once; then kept up to date in memory
         self._started_up = True
 
     def _recount(self) -> None:
@@ -504,6 +524,7 @@ class Scheduler:
     def _prepare_backend(self, backend: Backend) -> None:
         if not backend.ready():
             return
+        t0 = time.perf_counter()
         try:
             if backend.connection is None:
                 backend.connect()
@@ -513,6 +534,8 @@ class Scheduler:
             pass
         except Exception as e:  # noqa: BLE001
             backend.record_failure(e, "connecting")
+        finally:
+            self._add_io(t0)
 
     def _backend_access(self, name: str) -> BackendAccess:
         backend = self.backends.get(name)
@@ -548,11 +571,14 @@ class Scheduler:
         An authentication failure is retried once right away when re-authentication worked.
         """
         for attempt in (1, 2):
+            t0 = time.perf_counter()
             try:
                 value = fn()
+                self._add_io(t0)
                 backend.record_success()
                 return True, value, None
             except Exception as e:  # noqa: BLE001 - classified
+                self._add_io(t0)
                 kind = retry.classify(e)
                 if kind == retry.AUTH and attempt == 1 and backend.reauthenticate(reason=str(e)):
                     continue
@@ -561,6 +587,10 @@ class Scheduler:
                 backend.record_failure(e, context)
                 return False, e, kind
         return False, None, retry.OTHER  # pragma: no cover
+
+    def _add_io(self, t0: float) -> None:
+        if threading.get_ident() == self._step_thread:
+            self._io_seconds += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ tracking
 
@@ -681,7 +711,10 @@ class Scheduler:
             values["progress"] = job["progress"]
         if job.get("costs") is not None and job.get("costs") != row.get("costs"):
             values["costs"] = job["costs"]
-            rnd.costs_changed = True
+            try:
+                rnd.cost_deltas[backend.name] += float(job["costs"]) - float(row.get("costs") or 0.0)
+            except (TypeError, ValueError):
+                pass
         for key in ("cpu", "memory", "duration"):
             text = _usage_text(job, key)
             if text is not None and key in self._columns:
@@ -809,6 +842,7 @@ class Scheduler:
         backend = next((b for b in self.backends if b.connection is not None and b.ready()), None)
         if backend is None:
             return None
+        t0 = time.perf_counter()
         try:
             from .jobspec import resolve_process
 
@@ -832,6 +866,8 @@ class Scheduler:
             self._spec_error = msg
         except Exception as e:  # noqa: BLE001 - network trouble: retried next round
             backend.record_failure(e, "reading the process definition")
+        finally:
+            self._add_io(t0)
         return self._resolved
 
     def _capacity(self, backend: Backend, rows: list[dict]) -> int:
@@ -905,23 +941,67 @@ class Scheduler:
         self._flush(rnd)
         for _backend, row, _req in assigned:
             self._hook("after_intent", int(row["fid"]))
-        # 2. create and start, per backend, stopping on a backend at its first transient failure
-        failed_backends: set[str] = set()
+        # 2. create and start: backends in parallel (HTTP only in the pool), each one sequentially,
+        #    stopping on a backend at its first failure that is not the tile's own fault
+        per_backend: dict[str, list[tuple[dict, Any]]] = defaultdict(list)
+        by_name = {}
         for backend, row, req in assigned:
+            per_backend[backend.name].append((row, req))
+            by_name[backend.name] = backend
+        futures = [
+            (by_name[name], self._pool().submit(self._create_and_start, by_name[name], items))
+            for name, items in per_backend.items()
+        ]
+        for backend, future in futures:
+            t0 = time.perf_counter()
+            outcomes = future.result()
+            self._add_io(t0)
+            for row, outcome in outcomes:
+                self._apply_create_outcome(backend, row, outcome, rnd, report)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=max(1, len(self.backends)), thread_name_prefix="otj-create")
+        return self._executor
+
+    def _create_and_start(self, backend: Backend, items: list[tuple[dict, Any]]) -> list[tuple[dict, tuple]]:
+        """POST /jobs then POST /jobs/{id}/results for each tile of one backend (runs in the pool: HTTP only)."""
+        out: list[tuple[dict, tuple]] = []
+        halted = False
+        for row, req in items:
             fid = int(row["fid"])
-            if backend.name in failed_backends or self._stop_event.is_set() or not backend.ready():
-                # Not sent: undo the intent (no job exists for it).
-                self._move(rnd, row, NOT_STARTED, client_token=None, backend_name=None, attempts=row["attempts"] - 1)
+            if halted or self._stop_event.is_set() or not backend.ready():
+                out.append((row, ("not_sent",)))
                 continue
-            ok, job_id, kind = self._call(backend, "creating a job", lambda b=backend, r=req: self._post_job(b, r))
-            if ok:
-                rnd.set(fid, id=job_id)
-                self._hook("after_create", fid)
-                report.started += 1
-                self._send_start(backend, {**row, "id": job_id}, rnd)
-                self._hook("after_start", fid)
+            ok, value, kind = self._call(backend, "creating a job", lambda r=req: self._post_job(backend, r))
+            if not ok:
+                out.append((row, ("create_failed", value, kind)))
+                halted = kind not in (retry.CLIENT, retry.NOT_FOUND)
                 continue
-            err = job_id
+            job_id = value
+            self._hook("after_create", fid)
+            started = self._post_start(backend, job_id)
+            self._hook("after_start", fid)
+            out.append((row, ("created", job_id, started)))
+            if not started[0] and started[2] != retry.CLIENT:
+                halted = True  # e.g. ConcurrentJobLimit: do not create jobs that cannot start
+        return out
+
+    def _apply_create_outcome(
+        self, backend: Backend, row: dict, outcome: tuple, rnd: _Round, report: StepReport
+    ) -> None:
+        fid = int(row["fid"])
+        what = outcome[0]
+        if what == "not_sent":
+            # Not sent: undo the intent (no job exists for it).
+            self._move(rnd, row, NOT_STARTED, client_token=None, backend_name=None, attempts=row["attempts"] - 1)
+        elif what == "created":
+            _, job_id, started = outcome
+            rnd.set(fid, id=job_id)
+            report.started += 1
+            self._apply_start(backend, {**row, "id": job_id}, rnd, *started)
+        else:
+            _, err, kind = outcome
             if kind in (retry.CLIENT, retry.NOT_FOUND):
                 # e.g. ProcessGraphInvalid, CollectionNotFound: this tile's request is wrong.
                 msg = redact(f"the backend refused the job: {_error_message(err)}")[:1000]
@@ -934,11 +1014,9 @@ class Scheduler:
                 self._move(rnd, row, NOT_STARTED, client_token=None, backend_name=None, attempts=row["attempts"] - 1)
                 if kind == retry.CONCURRENT_LIMIT:
                     self._start_blocked_until[backend.name] = self._clock() + self.config.concurrent_limit_wait
-                failed_backends.add(backend.name)
             else:
                 # Transient: the job may or may not exist; the listing decides next round.
                 self._intent_failed_at[fid] = self._clock()
-                failed_backends.add(backend.name)
 
     def _candidate_columns(self) -> list[str]:
         """Bookkeeping columns, plus the user's own attribute columns (parameter values by name or mapping)."""
@@ -977,12 +1055,17 @@ class Scheduler:
         )
         return job.job_id
 
-    def _send_start(self, backend: Backend, row: dict, rnd: _Round) -> None:
-        fid = int(row["fid"])
-        jid = row["id"]
-        ok, err, kind = self._call(
+    def _post_start(self, backend: Backend, jid: str) -> tuple[bool, Any, Optional[str]]:
+        return self._call(
             backend, "starting a job", lambda: backend.connection.post(f"/jobs/{jid}/results", expected_status=202)
         )
+
+    def _send_start(self, backend: Backend, row: dict, rnd: _Round) -> None:
+        self._apply_start(backend, row, rnd, *self._post_start(backend, row["id"]))
+
+    def _apply_start(self, backend: Backend, row: dict, rnd: _Round, ok: bool, err: Any, kind: Optional[str]) -> None:
+        fid = int(row["fid"])
+        jid = row["id"]
         if ok:
             self._start_sent_at[fid] = self._clock()
             self._move(rnd, row, QUEUED_FOR_START)
@@ -1009,10 +1092,7 @@ class Scheduler:
         if not self.config.download or self._downloader.stopped:
             return
         in_flight = self._downloader.in_flight_fids()
-        room = max(0, 2 * self.config.download_workers - len(in_flight))
-        if room <= 0:
-            return
-        for fid in sorted(self._download_pending - in_flight)[:room]:
+        for fid in sorted(self._download_pending - in_flight):
             tile_id, jid, bname = self._download_meta.get(fid, (None, None, None))
             backend = self.backends.get(bname or "")
             if not jid or backend is None or backend.connection is None or not backend.ready():
@@ -1036,7 +1116,7 @@ class Scheduler:
         self._download_meta.pop(t.fid, None)
         files = [str(Path(res.result_dir) / name) for name in res.files]
         if res.ok:
-            self._result_move(rnd, row, DOWNLOADED, result_dir=res.result_dir, result_files=files)
+            self._result_move(rnd, row, DOWNLOADED, result_dir=res.result_dir, result_files=json.dumps(files))
             self._emit_log(
                 logging.INFO,
                 f"Tile {t.tile_id}: downloaded {len(files)} file(s) of job {t.job_id}",
@@ -1046,7 +1126,9 @@ class Scheduler:
             )
         else:
             msg = redact(f"download failed: {res.error}")[:1000]
-            self._result_move(rnd, row, FAILED, result_dir=res.result_dir or None, result_files=files, last_error=msg)
+            self._result_move(
+                rnd, row, FAILED, result_dir=res.result_dir or None, result_files=json.dumps(files), last_error=msg
+            )
             self._emit_log(
                 logging.ERROR, f"Tile {t.tile_id}: {msg}", tile_id=t.tile_id, job_id=t.job_id, backend=t.backend
             )
@@ -1117,10 +1199,10 @@ class Scheduler:
         for fid, (_tid, _old, new) in rfinal.items():
             if new in (DOWNLOADED, FAILED):
                 self._result_of.pop(fid, None)
-        if rnd.costs_changed:
-            self._costs_total = self._sum_costs()
-            per_backend = self._sum_costs_by_backend()
-            self.events.on_costs(self._costs_total or 0.0, per_backend)
+        if rnd.cost_deltas:
+            for name, delta in rnd.cost_deltas.items():
+                self._costs_by_backend[name] = self._costs_by_backend.get(name, 0.0) + delta
+            self.events.on_costs(self.total_costs(), dict(self._costs_by_backend))
 
     def _progress(self) -> Progress:
         counts = {k: v for k, v in self._counts.items() if v}
@@ -1170,12 +1252,6 @@ class Scheduler:
                 "GROUP BY result_status"
             ).fetchall()
         return dict(rows)
-
-    def _sum_costs(self) -> Optional[float]:
-        if "costs" not in self._columns:
-            return None
-        with self._sql() as conn:
-            return conn.execute(f"SELECT SUM(costs) FROM {self.db.table}").fetchone()[0]
 
     def _sum_costs_by_backend(self) -> dict[str, float]:
         if "costs" not in self._columns:
