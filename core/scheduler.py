@@ -50,7 +50,14 @@ from typing import Any, Callable, Optional
 from openeo.util import rfc3339
 
 from . import retry, statuses
-from .backends import Backend, BackendPool, SignInRequiredError
+from .backends import (
+    Backend,
+    BackendPool,
+    BackendProfile,
+    CredentialsProvider,
+    RefreshTokenSink,
+    SignInRequiredError,
+)
 from .downloads import (
     DOWNLOADED,
     DOWNLOADING,
@@ -148,6 +155,14 @@ class EngineConfig:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
 
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> EngineConfig:
+        values = {k: v for k, v in {**data, **overrides}.items() if k in cls.__dataclass_fields__}
+        return cls(**values)
+
 
 @dataclass
 class StepReport:
@@ -171,6 +186,8 @@ class StepReport:
     #: CPU time of the round's own thread.
     cpu_seconds: float = 0.0
     skipped: bool = False  # another round was in progress, or the engine is stopped
+    #: Why no job can be started (e.g. the process definition cannot be read); None when fine.
+    blocked: Optional[str] = None
 
 
 class _Round:
@@ -287,6 +304,10 @@ class Scheduler:
         self._active_per_backend: dict[str, int] = {}
         self._step_lock = threading.Lock()
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._deferred_lock = threading.Lock()
+        self._deferred_states: list[tuple[str, str, str]] = []
+        self._cancel_requested: set[int] = set()
+        self._user_canceled: set[int] = set()
         self._step_thread: Optional[int] = None
         self._io_seconds = 0.0
         self._stop_event = threading.Event()
@@ -361,7 +382,7 @@ class Scheduler:
                         on_round(report)
                     except Exception:  # noqa: BLE001
                         _log.exception("on_round callback failed")
-                if until_done and report.done:
+                if until_done and (report.done or self._stalled()):
                     break
                 if deadline is not None and self._clock() >= deadline:
                     break
@@ -406,6 +427,19 @@ class Scheduler:
         active = sum(self._counts.get(s, 0) for s in statuses.ACTIVE_STATUSES)
         return active == 0 and not self._download_pending and self._downloader.in_flight() == 0
 
+    def _stalled(self) -> bool:
+        """Nothing can progress: jobs cannot be built, and nothing is tracked or downloading."""
+        if not self._spec_error:
+            return False
+        tracked = sum(self._counts.get(s, 0) for s in TRACKED)
+        return tracked == 0 and not self._download_pending and self._downloader.in_flight() == 0
+
+    def cancel_tiles(self, fids: Iterable[int]) -> None:
+        """Cancel these tiles in the next round: jobs on a backend are stopped (they end ``canceled``),
+        tiles not started yet become ``canceled`` right away. Thread-safe; no network here."""
+        with self._deferred_lock:
+            self._cancel_requested.update(int(f) for f in fids)
+
     def retry_tiles(self, fids: Iterable[int], from_statuses: Sequence[str] = (ERROR, START_FAILED, CANCELED)) -> int:
         """Put tiles in a final failed state back to not_started (attempts reset). Returns how many."""
         rows = [r for r in self.db.get_many(list(fids), columns=_ROW_COLUMNS) if r["status"] in from_statuses]
@@ -449,6 +483,7 @@ class Scheduler:
         for backend in self.backends:
             self._check_stop()
             self._prepare_backend(backend)
+        self._emit_backend_states()
         active = self.db.get_by_status(TRACKED, columns=self._row_columns())
         by_backend: dict[str, list[dict]] = defaultdict(list)
         for row in active:
@@ -460,12 +495,16 @@ class Scheduler:
             if rows and backend.ready() and backend.connection is not None:
                 self._track(backend, rows, rnd, report)
         self._flush(rnd)
+        self._cancel_requested_jobs(by_backend, rnd)
+        self._flush(rnd)
         self._check_stop()
         self._start_new(by_backend, rnd, report)
         self._flush(rnd)
         self._queue_downloads(rnd, report)
         self._flush(rnd)
+        self._emit_backend_states()
         self._emit_round(rnd, report)
+        report.blocked = self._spec_error
         self._active_per_backend = self._count_active(by_backend, rnd)
         report.progress = self._progress()
         report.done = self.is_done()
@@ -515,11 +554,20 @@ class Scheduler:
     # ------------------------------------------------------------------ backends
 
     def _on_backend_state(self, backend: Backend, state: str, detail: str) -> None:
-        self.events.on_backend_state(backend.name, state, detail)
-        if state == "needs_sign_in":
-            self.events.on_needs_sign_in(backend.name, detail)
-        level = logging.INFO if state == "ok" else logging.WARNING
-        self._emit_log(level, f"Backend {backend.name}: {state} ({detail})", backend=backend.name)
+        # May be called from a job-creating thread or from sign_in() in the caller's thread:
+        # queued, and emitted by the round's thread (listeners see one thread only).
+        with self._deferred_lock:
+            self._deferred_states.append((backend.name, state, detail))
+
+    def _emit_backend_states(self) -> None:
+        with self._deferred_lock:
+            pending, self._deferred_states = self._deferred_states, []
+        for name, state, detail in pending:
+            self.events.on_backend_state(name, state, detail)
+            if state == "needs_sign_in":
+                self.events.on_needs_sign_in(name, detail)
+            level = logging.INFO if state == "ok" else logging.WARNING
+            self._emit_log(level, f"Backend {name}: {state} ({detail})", backend=name)
 
     def _prepare_backend(self, backend: Backend) -> None:
         if not backend.ready():
@@ -740,7 +788,7 @@ class Scheduler:
             used = 1
             self._handle_job_error(backend, row, job, rnd, values)
             return used
-        if new == CANCELED and fid in self._cancel_sent_at:
+        if new == CANCELED and fid in self._cancel_sent_at and fid not in self._user_canceled:
             values["last_error"] = (
                 f"canceled by the engine after running longer than {self.config.cancel_running_after:g} s"
             )
@@ -757,6 +805,7 @@ class Scheduler:
         if new in (FINISHED, ERROR, CANCELED):
             self._start_sent_at.pop(fid, None)
             self._cancel_sent_at.pop(fid, None)
+            self._user_canceled.discard(fid)
         return used
 
     def _start_is_stale(self, fid: int) -> bool:
@@ -833,6 +882,40 @@ class Scheduler:
                 tile_id=row["tile_id"],
                 job_id=row["id"],
             )
+
+    def _cancel_requested_jobs(self, by_backend: dict[str, list[dict]], rnd: _Round) -> None:
+        with self._deferred_lock:
+            wanted, self._cancel_requested = self._cancel_requested, set()
+        if not wanted:
+            return
+        tracked = {int(r["fid"]): (name, r) for name, rows in by_backend.items() for r in rows}
+        moved = {fid: new for fid, _t, _o, new in rnd.status_moves}
+        leftover = set()
+        for fid in sorted(wanted):
+            if fid in tracked and moved.get(fid, tracked[fid][1]["status"]) in TRACKED:
+                name, row = tracked[fid]
+                backend = self.backends.get(name)
+                if not row.get("id") or backend is None or backend.connection is None or not backend.ready():
+                    leftover.add(fid)  # being created / backend unreachable: try again next round
+                    continue
+                ok, _, kind = self._call(
+                    backend,
+                    "canceling a job",
+                    lambda b=backend, j=row["id"]: b.connection.delete(f"/jobs/{j}/results", expected_status=204),
+                )
+                if ok or kind == retry.NOT_FOUND:
+                    self._cancel_sent_at[fid] = self._clock()
+                    self._user_canceled.add(fid)
+                    rnd.set(fid, last_error="canceled by the user")
+                else:
+                    leftover.add(fid)
+        not_started = [r for r in self.db.get_many(wanted - set(tracked), columns=self._row_columns())]
+        for r in not_started:
+            if r["status"] == NOT_STARTED:
+                self._move(rnd, r, CANCELED, last_error="canceled by the user")
+        if leftover:
+            with self._deferred_lock:
+                self._cancel_requested |= leftover
 
     # ------------------------------------------------------------------ starting
 
@@ -1261,6 +1344,38 @@ class Scheduler:
                 f"SELECT backend_name, SUM(costs) FROM {self.db.table} WHERE costs IS NOT NULL GROUP BY backend_name"
             ).fetchall()
         return {str(k): float(v or 0) for k, v in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# A run's setup in its own job database (so a run can be reopened from the file alone)
+# ---------------------------------------------------------------------------------------------
+
+
+def record_run_setup(db: Any, spec: JobSpec, profiles: Sequence[BackendProfile], config: EngineConfig) -> None:
+    """Store what the run does in the job database's run record (no secret is part of any of these)."""
+    db.update_run_record(
+        {"job_spec": spec.to_dict(), "backends": [p.to_dict() for p in profiles], "engine": config.to_dict()}
+    )
+
+
+def scheduler_for_run(
+    db: Any,
+    *,
+    credentials: Optional[CredentialsProvider] = None,
+    proxies: Optional[dict[str, str]] = None,
+    listeners: Iterable[EngineListener] = (),
+    refresh_token_sink: Optional[RefreshTokenSink] = None,
+    **config_overrides: Any,
+) -> Scheduler:
+    """A scheduler for a run recorded with :func:`record_run_setup` (e.g. reopened after a restart)."""
+    run = db.run_record()
+    if not run.get("job_spec") or not run.get("backends") or not run.get("engine"):
+        raise ValueError(f"{db.path} does not record a job specification, backends and engine settings.")
+    spec = JobSpec.from_dict(run["job_spec"])
+    profiles = [BackendProfile.from_dict(d) for d in run["backends"]]
+    pool = BackendPool.from_profiles(profiles, credentials, proxies, refresh_token_sink=refresh_token_sink)
+    config = EngineConfig.from_dict(run["engine"], **config_overrides)
+    return Scheduler(db, spec, pool, config, listeners)
 
 
 def _error_message(err: Any) -> str:

@@ -258,3 +258,58 @@ def test_stop_returns_within_one_second_with_jobs_active_and_downloads_in_flight
     rows = db.all_rows(columns=["status", "result_status"])
     assert all(r["status"] == statuses.FINISHED and r["result_status"] == "downloaded" for r in rows)
     assert len(listing(b.url)) == 8  # no job created twice across the restart
+
+
+def test_cancel_tiles_stops_jobs_and_unstarted_tiles(servers, tmp_path):
+    (b,) = servers(1, min_run_time=30.0)
+    db = make_db(tmp_path / "run.gpkg", cols=3, rows=1)
+    sched = make_scheduler(db, [b.url], b.demo_process_url, tmp_path / "out", parallel_jobs=1)
+    for _ in range(50):
+        sched.step()
+        if db.get(1)["status"] == statuses.RUNNING:
+            break
+        time.sleep(0.1)
+    assert db.get(1)["status"] == statuses.RUNNING and db.get(2)["status"] == statuses.NOT_STARTED
+    sched.cancel_tiles([1, 2])
+    for _ in range(100):
+        sched.step()
+        if db.get(1)["status"] == statuses.CANCELED:
+            break
+        time.sleep(0.1)
+    rows = {r["fid"]: r for r in db.all_rows(columns=["status", "last_error", "id"])}
+    assert rows[1]["status"] == statuses.CANCELED and rows[1]["last_error"] == "canceled by the user"
+    assert rows[2]["status"] == statuses.CANCELED and rows[2]["id"] is None
+    assert rows[3]["status"] != statuses.CANCELED  # only what was asked
+    assert listing(b.url)[-1]["status"] == "canceled"  # the oldest job: tile 1's
+    sched.stop()
+
+
+def test_run_reopened_from_the_file_alone(servers, tmp_path):
+    from openeo_tile_jobs.core.backends import BackendProfile
+    from openeo_tile_jobs.core.jobdb import JobDB
+    from openeo_tile_jobs.core.scheduler import EngineConfig, record_run_setup, scheduler_for_run
+
+    (b,) = servers(1)
+    db = make_db(tmp_path / "run.gpkg", cols=2, rows=1)
+    spec = JobSpec(namespace=b.demo_process_url, parameters={"temporal_extent": TEMPORAL_EXTENT})
+    record_run_setup(db, spec, [BackendProfile(name="local", url=b.url)], EngineConfig(output_dir=tmp_path / "out"))
+    db.close()
+    with JobDB.open(tmp_path / "run.gpkg") as db2:
+        sched = scheduler_for_run(db2, poll_interval=0.1)
+        assert sched.run(max_seconds=60).done
+        assert db2.count_by_status() == {statuses.FINISHED: 2}
+        assert all(Path(r["result_files"][0]).is_file() for r in db2.all_rows(columns=["result_files"]))
+
+
+def test_unreadable_process_definition_blocks_the_run_with_a_message(servers, tmp_path):
+    (b,) = servers(1)
+    db = make_db(tmp_path / "run.gpkg", cols=2, rows=1)
+    rec = RecordingListener()
+    sched = make_scheduler(db, [b.url], b.url + "/udp/no_such_process.json", tmp_path / "out", listeners=(rec,))
+    t0 = time.time()
+    report = sched.run(poll_interval=0.1, max_seconds=30)
+    assert time.time() - t0 < 10
+    assert not report.done and "no_such_process" in report.blocked
+    assert any("Cannot start jobs" in line.message for line in rec.logs)
+    assert db.count_by_status() == {statuses.NOT_STARTED: 2}  # nothing failed, nothing created
+    assert listing(b.url) == []
