@@ -21,8 +21,22 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# make demo [FRESH=1 | RESUME=1] [GUI=1] [TILES=4] [OUTPUT=demo_output] [PIXEL_SIZE=10]
+#           [BACKEND_URL=https://... AUTH=none|basic|oidc PROCESS_URL=https://....json [PROCESS_ID=...]
+#            [PARAMS='{"temporal_extent": [...]}'] [AOI="W,S,E,N[,CRS]" or a vector file] [TILE_SIZE=5000]
+#            [PARALLEL_JOBS=2]] [DEMO_ARGS="any other flag of python -m openeo_tile_jobs.demo --help"]
+# Basic sign-in reads OPENEO_USERNAME / OPENEO_PASSWORD (or asks): never a password on the command line.
+on = $(filter-out 0 no false,$(1))
+DEMO_FLAGS = $(if $(call on,$(FRESH)),--fresh) $(if $(call on,$(RESUME)),--resume) \
+	$(if $(call on,$(GUI)),--gui) $(if $(TILES),--tiles $(TILES)) $(if $(OUTPUT),--output '$(OUTPUT)') \
+	$(if $(PIXEL_SIZE),--pixel-size $(PIXEL_SIZE)) $(if $(BACKEND_URL),--backend-url '$(BACKEND_URL)') \
+	$(if $(AUTH),--auth $(AUTH)) $(if $(PROCESS_URL),--process-url '$(PROCESS_URL)') \
+	$(if $(PROCESS_ID),--process-id '$(PROCESS_ID)') $(if $(PARAMS),--params '$(PARAMS)') \
+	$(if $(AOI),--aoi '$(AOI)') $(if $(TILE_SIZE),--tile-size $(TILE_SIZE)) \
+	$(if $(PARALLEL_JOBS),--parallel-jobs $(PARALLEL_JOBS))
+
 demo: setup
-	$(PY) -m $(PLUGIN).demo $(DEMO_ARGS)
+	$(PY) -m $(PLUGIN).demo $(strip $(DEMO_FLAGS)) $(DEMO_ARGS)
 
 package: setup
 	@bash scripts/package.sh

@@ -36,6 +36,8 @@ from ..core.backends import (
     make_session,
 )
 
+__all__ = ["AUTH_OIDC_DEVICE", "PROFILE_AUTH", "SignInError", "credentials_for", "discover_oidc", "sign_in_backends"]
+
 PROFILE_AUTH = {"none": AUTH_NONE, "basic": AUTH_BASIC, "oidc": AUTH_OIDC_DEVICE}
 
 

@@ -258,7 +258,7 @@ class MapRecorder(QObject):
         self.frames.append(png_bytes(compose(image, self.title, counts, total, elapsed)))
 
     def write_gif(self, path: Path, frame_ms: int = 350, last_ms: int = 3500, first_ms: int = 1000) -> int:
-        """Write the frames as a looping GIF (one shared palette); returns the number of frames."""
+        """Write the frames as a looping GIF (one shared palette); returns the number of frames in it."""
         from PIL import Image
 
         if not self.frames:
@@ -281,7 +281,8 @@ class MapRecorder(QObject):
             disposal=1,
         )
         tmp.replace(path)
-        return len(frames)
+        with Image.open(path) as written:
+            return written.n_frames  # Pillow merges identical neighbours into one longer frame
 
 
 def _shared_palette(images: list):

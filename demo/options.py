@@ -44,6 +44,7 @@ class DemoOptions:
     process_id: Optional[str] = None
     parameters: dict[str, Any] = field(default_factory=lambda: {"temporal_extent": list(SEED_TEMPORAL_EXTENT)})
     aoi: AoiSpec = field(default_factory=lambda: dict(SEED_AOI))
+    aoi_name: Optional[str] = "Antwerp"  # shown in the pictures' title
     tile_size: float = SEED_TILE_SIZE
     tiles: Optional[int] = None  # keep only this many tiles (a block around the AOI's centre)
     parallel_jobs: int = SEED_PARALLEL_JOBS
@@ -163,6 +164,7 @@ def parse_options(argv: Optional[list[str]] = None) -> DemoOptions:
         opts.parameters = args.params
     if args.aoi is not None:
         opts.aoi = args.aoi
+        opts.aoi_name = args.aoi.stem if isinstance(args.aoi, Path) else None
     if opts.backend_url and not (opts.process_url or opts.process_id):
         parser.error("with --backend-url, give the process: --process-url URL (or --process-id ID)")
     if opts.tiles is not None and opts.tiles < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,15 +70,24 @@ class DemoError(RuntimeError):
 class _ProgressLogHandler(logging.Handler):
     """Python warnings of the plugin and the openeo client, printed without breaking the progress line."""
 
+    #: Loggers whose lines also come as engine events (:meth:`Demo.on_log`): shown once, from there.
+    AS_EVENTS = ("core.scheduler",)
+
     def __init__(self, progress: TerminalProgress) -> None:
         super().__init__(logging.WARNING)
         self.progress = progress
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name.endswith(self.AS_EVENTS):
+            return
         try:
             self.progress.message(f"  {record.levelname.lower()}: {record.getMessage()}")
         except Exception:  # noqa: BLE001 (logging must never raise)
             self.handleError(record)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def backend_name_for(url: str) -> str:
@@ -107,6 +117,9 @@ class Demo:
         self.interrupted = False
         self.stop_reason: Optional[str] = None
         self._loop: Optional[QEventLoop] = None
+        self._signing_in: set[str] = set()
+        self._pending_messages: list[str] = []  # from helper threads, printed by tick() on the main thread
+        self._sign_in_failed = False
         self.started = time.monotonic()
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -120,8 +133,6 @@ class Demo:
 
     def in_thread(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` (network) in a helper thread, processing Qt events meanwhile; re-raise its error."""
-        import threading
-
         box: dict[str, Any] = {}
 
         def work() -> None:
@@ -227,6 +238,7 @@ class Demo:
             "process_id": o.process_id,
             "parameters": o.parameters,
             "aoi": str(o.aoi) if isinstance(o.aoi, Path) else o.aoi,
+            "aoi_name": o.aoi_name,
             "tile_size": o.tile_size,
             "tiles": o.tiles,
             "parallel_jobs": o.parallel_jobs,
@@ -241,6 +253,7 @@ class Demo:
         """A resumed run keeps the settings it was started with."""
         o = self.opts
         for key in (
+            "aoi_name",
             "backend_url",
             "auth",
             "process_url",
@@ -315,7 +328,8 @@ class Demo:
         o = self.opts
         grid = demo_grid(o.aoi, o.tile_size, o.tiles)
         JobDB.create(self.paths.database, grid, run={"demo": {"tiles": o.tiles, "tile_size": o.tile_size}}).close()
-        self.say(f"Grid: {len(grid)} tiles of {o.tile_size / 1000:g} km in {grid.crs} -> {self.paths.database.name}")
+        size = f"{o.tile_size / 1000:g} km"
+        self.say(f"Grid: {plural(len(grid), 'tile')} of {size} in {grid.crs} -> {self.paths.database.name}")
 
     def make_scheduler(self, profile: BackendProfile, spec: JobSpec, proxies: Optional[dict[str, str]]) -> Any:
         o = self.opts
@@ -353,7 +367,8 @@ class Demo:
     def title(self) -> str:
         o = self.opts
         where = LOCAL_NAME if o.backend_url is None else backend_name_for(o.backend_url)
-        return f"openEO Tile Jobs · {self.total} tiles of {o.tile_size / 1000:g} km · {where}"
+        area = f"{o.aoi_name} · " if o.aoi_name else ""
+        return f"openEO Tile Jobs · {area}{self.total} tiles of {o.tile_size / 1000:g} km · {where}"
 
     def state_for_frame(self) -> tuple[dict[str, int], int, Optional[float]]:
         elapsed = time.monotonic() - self.run_started if self.run_started is not None else 0.0
@@ -401,13 +416,39 @@ class Demo:
         self.tick()
 
     def on_log(self, line: LogLine) -> None:
+        if line.backend and "needs_sign_in" in line.message and not self._needs_sign_in(line.backend):
+            return  # reported late (the engine queues backend states): signed in since
         if line.level >= logging.WARNING:
             tile = line.tile_id
             where = f"tile {tile}: " if tile is not None and str(tile) not in line.message else ""
             self.say(f"  {logging.getLevelName(line.level).lower()}: {where}{line.message}")
 
-    def on_needs_sign_in(self, backend: str, reason: str) -> None:
-        self.stop_reason = f"{backend} needs you to sign in again ({reason}); run the same command again to resume."
+    def _needs_sign_in(self, name: str) -> bool:
+        backend = self.scheduler.backends.get(name) if self.scheduler is not None else None
+        return backend is not None and backend.needs_sign_in
+
+    def on_needs_sign_in(self, name: str, reason: str) -> None:
+        """OIDC: the device flow again, in a helper thread (the backend's tiles wait meanwhile); else stop."""
+        if not self._needs_sign_in(name) or name in self._signing_in:
+            return  # an event from before the sign-in, or a sign-in already under way
+        backend = self.scheduler.backends.get(name)
+        if backend.profile.auth == auth.AUTH_OIDC_DEVICE:
+            self._signing_in.add(name)
+
+            def work() -> None:
+                try:
+                    self._pending_messages.append(f"{name} needs you to sign in again ({reason}):")
+                    backend.sign_in(display=self._pending_messages.append, max_poll_time=600)
+                    self._pending_messages.append(f"{name}: signed in, the run goes on.")
+                except Exception as exc:  # noqa: BLE001 (shown; the run is stopped)
+                    self._pending_messages.append(f"{name}: sign-in failed: {exc}")
+                    self._sign_in_failed = True
+                finally:
+                    self._signing_in.discard(name)
+
+            threading.Thread(target=work, name="openeo-tile-jobs-demo-sign-in", daemon=True).start()
+            return
+        self.stop_reason = f"{name} needs you to sign in again ({reason}); run the same command again to resume."
         self.say(self.stop_reason)
         if self.session is not None:
             self.session.cancel()
@@ -423,6 +464,11 @@ class Demo:
         self.interrupted = True
 
     def tick(self) -> None:
+        while self._pending_messages:
+            self.say(self._pending_messages.pop(0))
+        if self._sign_in_failed and self.session is not None and self.session.running and self.stop_reason is None:
+            self.stop_reason = "Sign-in failed: run the same command again to resume."
+            self.session.cancel()
         if self.interrupted and self.session is not None and self.session.running and self.stop_reason is None:
             self.stop_reason = "Interrupted: jobs keep their state; `make demo` resumes the run."
             self.say(self.stop_reason)
@@ -511,7 +557,7 @@ class Demo:
         else:
             lines.append(f"  HTTP requests  {s['http_requests']} sent by the engine (downloads not counted)")
         lines.append(
-            f"  results        {s['downloaded']} tiles downloaded: {s['result_files']} files, "
+            f"  results        {plural(s['downloaded'], 'tile')} downloaded: {plural(s['result_files'], 'file')}, "
             f"{s['result_bytes'] / 1e6:.1f} MB in {shown_root}/job_*/"
         )
         outputs = [f"{s['outputs']['project']} (QGIS project)", s["outputs"]["png"]]
