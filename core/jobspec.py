@@ -204,11 +204,15 @@ def _fetch_remote_definition(url: str, process_id: Optional[str], session: Any, 
         import requests
 
         session = requests.Session()
+    import requests
+
+    resp = session.get(url, timeout=timeout)  # network errors propagate: the caller retries them
+    if resp.status_code == 429 or resp.status_code >= 500:
+        resp.raise_for_status()
     try:
-        resp = session.get(url, timeout=timeout)
         resp.raise_for_status()
         data = resp.json()
-    except Exception as e:
+    except (requests.HTTPError, ValueError) as e:
         raise JobSpecError(f"Cannot read the process definition at {url}: {e}") from e
     if not isinstance(data, dict):
         raise JobSpecError(f"The process definition at {url} is not a JSON object.")
@@ -228,15 +232,19 @@ def _fetch_remote_definition(url: str, process_id: Optional[str], session: Any, 
 
 def _describe_backend_process(connection: Any, process_id: str) -> Process:
     """A predefined process of the backend, else one of the user's user-defined processes."""
+    from . import retry
+
     errors = []
-    try:
-        return process_from_dict(connection.describe_process(process_id), process_id)
-    except Exception as e:  # noqa: BLE001
-        errors.append(str(e))
-    try:
-        return process_from_dict(connection.user_defined_process(process_id).describe(), process_id)
-    except Exception as e:  # noqa: BLE001
-        errors.append(str(e))
+    for describe in (
+        lambda: connection.describe_process(process_id),
+        lambda: connection.user_defined_process(process_id).describe(),
+    ):
+        try:
+            return process_from_dict(describe(), process_id)
+        except Exception as e:
+            if retry.classify(e) in (retry.TRANSIENT, retry.RATE_LIMITED):
+                raise  # the backend is unwell, not the process unknown: retried later
+            errors.append(str(e))
     raise JobSpecError(f"Process {process_id!r} is not available on the backend: {'; '.join(errors)}")
 
 

@@ -80,7 +80,7 @@ from .jobspec import (
     find_client_token,
     new_client_token,
 )
-from .redact import redact, redact_obj
+from .redact import install_log_redaction, redact, redact_obj
 
 _log = logging.getLogger(__name__)
 
@@ -276,6 +276,7 @@ class Scheduler:
         if not len(self.backends):
             raise ValueError("A run needs at least one backend.")
         self.config = config
+        install_log_redaction()  # tokens and passwords never reach a log record of this process
         self.events = EventHub(list(listeners))
         self._wall = wall_clock
         self._clock = clock
@@ -307,6 +308,9 @@ class Scheduler:
         self._deferred_lock = threading.Lock()
         self._deferred_states: list[tuple[str, str, str]] = []
         self._cancel_requested: set[int] = set()
+        self._retry_requested: set[int] = set()
+        self._resolve_backoff = retry.Backoff(base=config.backoff_base, cap=config.backoff_cap)
+        self._retry_downloads_requested = False
         self._user_canceled: set[int] = set()
         self._step_thread: Optional[int] = None
         self._io_seconds = 0.0
@@ -440,31 +444,36 @@ class Scheduler:
         with self._deferred_lock:
             self._cancel_requested.update(int(f) for f in fids)
 
-    def retry_tiles(self, fids: Iterable[int], from_statuses: Sequence[str] = (ERROR, START_FAILED, CANCELED)) -> int:
-        """Put tiles in a final failed state back to not_started (attempts reset). Returns how many."""
-        rows = [r for r in self.db.get_many(list(fids), columns=_ROW_COLUMNS) if r["status"] in from_statuses]
-        rnd = _Round()
-        for r in rows:
-            self._move(rnd, r, NOT_STARTED, id=None, backend_name=None, client_token=None, attempts=0)
-        with self._step_lock:
-            self._flush(rnd)
-            self._emit_round(rnd)
-        return len(rows)
+    def retry_tiles(self, fids: Iterable[int]) -> None:
+        """Put these tiles back to not_started in the next round if they ended error / start_failed /
+        canceled (attempts start again from 0). Thread-safe; no I/O here."""
+        with self._deferred_lock:
+            self._retry_requested.update(int(f) for f in fids)
 
-    def retry_failed_downloads(self) -> int:
-        """Queue failed downloads again."""
-        rows = self._rows_by_result_status([FAILED])
-        rnd = _Round()
-        for r in rows:
-            if r.get("id") and r.get("status") == FINISHED:
-                fid = int(r["fid"])
-                self._result_move(rnd, r, PENDING)
-                self._download_pending.add(fid)
-                self._download_meta[fid] = (r.get("tile_id"), r["id"], r.get("backend_name") or "")
-        with self._step_lock:
-            self._flush(rnd)
-            self._emit_round(rnd)
-        return len(rnd.result_moves)
+    def retry_failed_downloads(self) -> None:
+        """Download the results of tiles whose download failed again, from the next round on."""
+        with self._deferred_lock:
+            self._retry_downloads_requested = True
+
+    def _apply_retry_requests(self, rnd: _Round) -> None:
+        with self._deferred_lock:
+            fids, self._retry_requested = self._retry_requested, set()
+            downloads, self._retry_downloads_requested = self._retry_downloads_requested, False
+        if fids:
+            for r in self.db.get_many(fids, columns=self._row_columns()):
+                if r["status"] in (ERROR, START_FAILED, CANCELED):
+                    self._move(
+                        rnd, r, NOT_STARTED, id=None, backend_name=None, client_token=None, attempts=0, progress=None
+                    )
+        if downloads:
+            for r in self._rows_by_result_status([FAILED]):
+                if r.get("id") and r.get("status") == FINISHED:
+                    fid = int(r["fid"])
+                    self._result_of[fid] = FAILED
+                    self._result_move(rnd, r, PENDING)
+                    self._download_pending.add(fid)
+                    self._download_meta[fid] = (r.get("tile_id"), r["id"], r.get("backend_name") or "")
+        self._flush(rnd)
 
     def close(self) -> None:
         self.stop(timeout=1.0)
@@ -479,6 +488,7 @@ class Scheduler:
         if not self._started_up:
             self._startup()
         rnd = _Round()
+        self._apply_retry_requests(rnd)
         self._apply_download_results(rnd, report)
         for backend in self.backends:
             self._check_stop()
@@ -504,6 +514,8 @@ class Scheduler:
         self._flush(rnd)
         self._emit_backend_states()
         self._emit_round(rnd, report)
+        self._counts = dict(self.db.count_by_status())  # cheap (kept by the database); also sees others' edits
+        self._total = sum(self._counts.values())
         report.blocked = self._spec_error
         self._active_per_backend = self._count_active(by_backend, rnd)
         report.progress = self._progress()
@@ -923,7 +935,7 @@ class Scheduler:
         if self._resolved is not None:
             return self._resolved
         backend = next((b for b in self.backends if b.connection is not None and b.ready()), None)
-        if backend is None:
+        if backend is None or not self._resolve_backoff.ready(self._clock()):
             return None
         t0 = time.perf_counter()
         try:
@@ -947,8 +959,9 @@ class Scheduler:
             if msg != self._spec_error:
                 self._emit_log(logging.ERROR, f"Cannot start jobs: {msg}")
             self._spec_error = msg
-        except Exception as e:  # noqa: BLE001 - network trouble: retried next round
-            backend.record_failure(e, "reading the process definition")
+        except Exception as e:  # noqa: BLE001 - network trouble: retried after a backoff
+            delay = self._resolve_backoff.fail(self._clock())
+            self._emit_log(logging.WARNING, f"Cannot read the process definition yet ({e}); retrying in {delay:.1f} s")
         finally:
             self._add_io(t0)
         return self._resolved

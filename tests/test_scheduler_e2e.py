@@ -313,3 +313,17 @@ def test_unreadable_process_definition_blocks_the_run_with_a_message(servers, tm
     assert any("Cannot start jobs" in line.message for line in rec.logs)
     assert db.count_by_status() == {statuses.NOT_STARTED: 2}  # nothing failed, nothing created
     assert listing(b.url) == []
+
+
+def test_retry_tiles_after_the_user_fixed_the_cause(servers, tmp_path):
+    (b,) = servers(1, faults={"job_error": 1.0})
+    db = make_db(tmp_path / "run.gpkg", cols=1, rows=1)
+    sched = make_scheduler(db, [b.url], b.demo_process_url, tmp_path / "out", parallel_jobs=1)
+    assert sched.run(poll_interval=0.1, max_seconds=30).done
+    assert db.get(1)["status"] == statuses.ERROR
+    b.set_faults()
+    sched.retry_tiles([1])
+    assert sched.run(poll_interval=0.1, max_seconds=30).done
+    row = db.get(1)
+    assert row["status"] == statuses.FINISHED and row["result_status"] == "downloaded" and row["attempts"] == 1
+    assert [j["status"] for j in listing(b.url)] == ["finished", "error"]
