@@ -37,9 +37,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .options import parse_options
 
     opts = parse_options(argv)
+    if opts.gui:
+        from .gui import display_problem
+
+        problem = display_problem()
+        if problem:
+            print(f"{problem}\n(The demo runs headless anyway.)", flush=True)
     # Headless, in a throwaway QGIS settings folder: the user's QGIS profile is never touched.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     settings = tempfile.mkdtemp(prefix="otj-demo-qgis-")
+    runtime_set_here = "XDG_RUNTIME_DIR" not in os.environ
+    if runtime_set_here:
+        os.environ["XDG_RUNTIME_DIR"] = settings  # private (0700); Qt warns without one
     saved_config = os.environ.get("QGIS_CUSTOM_CONFIG_PATH")
     os.environ["QGIS_CUSTOM_CONFIG_PATH"] = settings
     from qgis.core import QgsApplication
@@ -53,6 +62,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         app.exitQgis()
         shutil.rmtree(settings, ignore_errors=True)
+        if runtime_set_here:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
         if saved_config is None:
             os.environ.pop("QGIS_CUSTOM_CONFIG_PATH", None)
         else:

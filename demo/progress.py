@@ -60,9 +60,9 @@ def bar(counts: Mapping[str, int], total: int, width: int = BAR_WIDTH, color: bo
         glyph = {statuses.FINISHED: "#", statuses.RUNNING: ">", statuses.QUEUED: "~", statuses.CREATED: "+"}
         return "".join(glyph.get(s, "!" if s in (statuses.ERROR, statuses.START_FAILED) else ".") for s in cells)
     out = []
-    for status in cells:
+    for status in dict.fromkeys(cells):  # one coloured run per status (cells are grouped)
         r, g, b = _rgb(status)
-        out.append(f"\x1b[48;2;{r};{g};{b}m \x1b[0m")
+        out.append(f"\x1b[48;2;{r};{g};{b}m" + " " * cells.count(status) + "\x1b[0m")
     return "".join(out)
 
 
@@ -76,6 +76,7 @@ class TerminalProgress:
         self.color = self.mode == "line" and tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         self.started = time.monotonic()
         self._last_text = ""
+        self._last_printed = ""  # log mode: the last line written
         self._last_log = -1e9
         self._line_open = False
 
@@ -105,10 +106,11 @@ class TerminalProgress:
             self.stream.write("\r" + line + "\x1b[K")
             self.stream.flush()
             self._line_open = True
-        elif text != self._last_text and now - self._last_log >= LOG_INTERVAL:
+        elif text != self._last_printed and now - self._last_log >= LOG_INTERVAL:
             self.stream.write(f"{self.elapsed():6.1f}s [{bar(counts, total)}] {text}\n")
             self.stream.flush()
             self._last_log = now
+            self._last_printed = text
         self._last_text = text
 
     def message(self, text: str) -> None:
@@ -128,6 +130,7 @@ class TerminalProgress:
             self.update(counts, total, downloaded, requests)
             self.stream.write("\n")
             self._line_open = False
-        else:
+        elif text != self._last_printed:
             self.stream.write(f"{self.elapsed():6.1f}s [{bar(counts, total)}] {text}\n")
+            self._last_printed = text
         self.stream.flush()

@@ -183,9 +183,10 @@ class Demo:
         else:
             self.say(f"The demo run in {paths.root} is complete: nothing left to do. FRESH=1 runs it again.")
 
-        profile, spec, proxies = self.start_backend(state)
-        state["port"] = self.local_backend.port if self.local_backend is not None else None
-        write_json(paths.state, state)
+        if action != ACTION_COMPLETE:
+            profile, spec, proxies = self.start_backend(state)
+            state["port"] = self.local_backend.port if self.local_backend is not None else None
+            write_json(paths.state, state)
         if action == ACTION_FRESH:
             self.create_job_database()
 
@@ -543,13 +544,16 @@ class Demo:
             shown_root = root.relative_to(Path.cwd())
         except ValueError:
             shown_root = root
-        lines = ["", f"Summary ({'nothing left to do' if s['action'] == ACTION_COMPLETE else s['action'] + ' run'})"]
+        kind = {ACTION_FRESH: "fresh run", ACTION_RESUME: "resumed run", ACTION_COMPLETE: "nothing left to do"}
+        lines = ["", f"Summary ({kind[s['action']]})"]
         lines.append(f"  tiles          {format_counts(s['tiles'])} (of {s['total']})")
         wall = f"{s['wall_seconds']:.1f} s"
         if s["action"] != ACTION_COMPLETE:
             wall += f" (the run itself {s['run_seconds']:.1f} s)"
         lines.append(f"  wall time      {wall}")
-        if self.local_backend is not None:
+        if s["action"] == ACTION_COMPLETE:
+            lines.append("  HTTP requests  none (nothing left to do)")
+        elif self.local_backend is not None:
             by = sorted(s["http_requests_by_endpoint"].items(), key=lambda kv: (-kv[1], kv[0]))
             detail = ", ".join(f"{k} {v}" for k, v in by)
             head = f"  HTTP requests  {s['http_requests']} received by the {LOCAL_NAME}"
