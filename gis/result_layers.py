@@ -38,7 +38,7 @@ from qgis.core import (
     QgsStyle,
 )
 
-from .layer_tree import PROP_KIND, PROP_RUN, PROP_TILE, results_group
+from .layer_tree import PROP_KIND, PROP_RUN, PROP_TILE, results_group, run_group, run_key
 
 #: Band descriptions of the seed's RGB result, in R, G, B order.
 RGB_BANDS = ("B04", "B03", "B02")
@@ -182,20 +182,20 @@ def style_result_layer(
 class ResultLayers:
     """The "Results" subgroup of one run: one layer per result file, or the VRT mosaic layer(s).
 
-    Main thread only. ``run_key`` (the job database path) is stored on every layer so the
+    Main thread only. The run's key (its job database path) is stored on every layer so the
     layers of a run are found again after the project is reopened.
     """
 
     def __init__(
         self,
-        run_group: QgsLayerTreeGroup,
-        run_key: str,
+        run: str | os.PathLike,
         project: QgsProject | None = None,
         ramp: str | None = DEFAULT_RAMP,
+        group: QgsLayerTreeGroup | None = None,
     ) -> None:
         self.project = project or QgsProject.instance()
-        self.run_group = run_group
-        self.run_key = run_key
+        self.run_key = run_key(run)
+        self.run_group = group or run_group(run, Path(self.run_key).stem, self.project)
         self.ramp = ramp
         self._range: tuple[float, float] | None = None
 

@@ -90,7 +90,7 @@ def test_results_group_and_single_band_ramp_shared_by_tiles(tmp_path, project) -
     project.addMapLayer(tiles, False)
     group = run_group(tmp_path / "run.gpkg", "My run", project)
     group.addLayer(tiles)
-    results = ResultLayers(group, str(tmp_path / "run.gpkg"), project)
+    results = ResultLayers(tmp_path / "run.gpkg", project)
     write_float_tif(tmp_path / "a.tif", tile_bounds(0, 0))
     write_float_tif(tmp_path / "b.tif", tile_bounds(1, 0), value=0.5)
     write_rgb_tif(tmp_path / "c.tif", tile_bounds(2, 0))
@@ -114,7 +114,7 @@ def test_results_group_and_single_band_ramp_shared_by_tiles(tmp_path, project) -
     assert -0.9 < first.classificationMin() < -0.7 and 0.7 < first.classificationMax() < 0.9  # 2-98 % of tile 1
     assert isinstance(added[2].renderer(), QgsMultiBandColorRenderer)
 
-    grey = ResultLayers(group, str(tmp_path / "run.gpkg"), project, ramp=None)
+    grey = ResultLayers(tmp_path / "run.gpkg", project, ramp=None)
     grey.remove_all()
     assert grey.layers() == []
     assert isinstance(grey.add_tile_results("x0_y0", [tmp_path / "a.tif"])[0].renderer(), QgsSingleBandGrayRenderer)
@@ -125,8 +125,8 @@ def test_mosaic_grows_as_tiles_finish(tmp_path, project) -> None:
     paths = [tmp_path / f"t{col}.tif" for col in range(3)]
     for col, path in enumerate(paths):
         write_rgb_tif(path, tile_bounds(col, 0), seed=col)
-    group = run_group(tmp_path / "run.gpkg", "run", project)
-    results = ResultLayers(group, str(tmp_path / "run.gpkg"), project)
+    run_group(tmp_path / "run.gpkg", "run", project)
+    results = ResultLayers(tmp_path / "run.gpkg", project)
     builder = MosaicBuilder(tmp_path / "mosaic")
 
     assert builder.add(paths[:2] + [tmp_path / "job-results.json"]) == 2

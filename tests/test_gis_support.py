@@ -184,3 +184,68 @@ def clear_project() -> None:
     project = QgsProject.instance()
     project.removeAllMapLayers()
     project.clear()
+
+
+class SubprocessBackend:
+    """The Local demo backend as its own process (``python -m local_backend``), reached over HTTP.
+
+    The main-thread heartbeat tests need it: the in-process server computes jobs in Python
+    threads of the test process, and holding the GIL they delay QGIS's main thread by up to
+    ~150 ms (measured here), which is not what the plugin's own code does.
+    """
+
+    def __init__(self, data_dir: Path, **options) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.data_dir = Path(data_dir)
+        self.options = {"workers": 2, "pixel-size": 200, **{k.replace("_", "-"): v for k, v in options.items()}}
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def demo_process_url(self) -> str:
+        return f"{self.url}/udp/cloud_free_composite.json"
+
+    def start(self, timeout: float = 30.0) -> SubprocessBackend:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        args = [sys.executable, "-m", "local_backend", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        for key, value in self.options.items():
+            args += [f"--{key}", str(value)]
+        repo = Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(args, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Local demo backend exited with {self.process.returncode}")
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the Local demo backend did not answer")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                self.process.kill()
+                self.process.wait()
+
+    def jobs(self) -> list[dict]:
+        """The backend's own job listing (every page)."""
+        import openeo
+
+        return list(openeo.connect(self.url).list_jobs(limit=1000))

@@ -1,0 +1,205 @@
+"""One run in QGIS: its tile layer, its results, and the task that drives its engine.
+
+The panel, the demo script and the Processing algorithms share this path::
+
+    scheduler = make_scheduler(path, spec=..., profiles=[...], output_dir=...)   # or from the file
+    session = RunSession(path, results_mode="layers")   # main thread: layer + group on the map
+    session.start(scheduler)                             # QgsTask; events recolour the tiles
+    ...
+    session.cancel()                                     # within a second; remote jobs keep running
+
+A run resumes from its GeoPackage alone: :func:`make_scheduler` reads the job
+specification, the backends and the output folder from the run record when they are not
+given (and records them when they are).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from qgis.core import QgsProject
+from qgis.PyQt.QtCore import QObject, pyqtSignal
+
+from ..core.backends import BackendPool, BackendProfile, CredentialsProvider, RefreshTokenSink
+from ..core.events import EngineListener
+from ..core.jobdb import JobDB
+from ..core.jobspec import JobSpec
+from ..core.scheduler import EngineConfig, Scheduler
+from .mosaic import MosaicBuilder
+from .result_layers import DEFAULT_RAMP, ResultLayers
+from .run_loop import DEFAULT_INTERVAL, DriveResult
+from .run_task import RunTask, start_task
+from .tile_layer import TileLayerUpdater, add_tile_layer
+
+RESULTS_LAYERS = "layers"
+RESULTS_MOSAIC = "mosaic"
+RESULTS_NONE = "none"
+PROP_RESULTS_MODE = "openeo_tile_jobs/results_mode"
+#: Run-record key of the output folder (a run resumes from its file alone).
+OUTPUT_DIR_KEY = "output_dir"
+
+
+def default_output_dir(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.stem}_results")
+
+
+def make_scheduler(
+    db: JobDB | str | os.PathLike,
+    *,
+    spec: Optional[JobSpec] = None,
+    profiles: Optional[Sequence[BackendProfile]] = None,
+    output_dir: Optional[str | os.PathLike] = None,
+    credentials: Optional[CredentialsProvider] = None,
+    proxies: Optional[dict[str, str]] = None,
+    refresh_token_sink: Optional[RefreshTokenSink] = None,
+    config: Optional[dict[str, Any]] = None,
+    listeners: Iterable[EngineListener] = (),
+) -> Scheduler:
+    """A :class:`Scheduler` for a run file; what is not given comes from (and what is given goes to) its run record.
+
+    ``config``: extra :class:`EngineConfig` fields (e.g. ``max_attempts``).
+    """
+    if not isinstance(db, JobDB):
+        db = JobDB.open(db)
+    record = db.run_record()
+    changes: dict[str, Any] = {}
+    if spec is None:
+        if not record.get("job_spec"):
+            raise ValueError(f"{db.path.name} has no job specification yet: choose a process first.")
+        spec = JobSpec.from_dict(record["job_spec"])
+    else:
+        changes["job_spec"] = spec.to_dict()
+    if profiles is None:
+        if not record.get("backends"):
+            raise ValueError(f"{db.path.name} has no backend yet: choose a backend first.")
+        profiles = [BackendProfile.from_dict(b) for b in record["backends"]]
+    else:
+        changes["backends"] = [p.to_dict() for p in profiles]
+    if output_dir is None:
+        output_dir = record.get(OUTPUT_DIR_KEY) or default_output_dir(db.path)
+    else:
+        changes[OUTPUT_DIR_KEY] = os.path.abspath(os.fspath(output_dir))
+    if not record.get(OUTPUT_DIR_KEY):
+        changes[OUTPUT_DIR_KEY] = os.path.abspath(os.fspath(output_dir))
+    if changes:
+        db.update_run_record(changes)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    pool = BackendPool.from_profiles(list(profiles), credentials, proxies, refresh_token_sink=refresh_token_sink)
+    return Scheduler(db, spec, pool, EngineConfig(output_dir=output_dir, **(config or {})), list(listeners))
+
+
+class RunSession(QObject):
+    """The map side of one run (main thread): tile layer + "Results" group + the running task.
+
+    Signals re-emit the current task's (see :class:`RunTask`), so a panel connects once per
+    session, not once per start.
+    """
+
+    statusChanged = pyqtSignal(object)
+    resultStatusChanged = pyqtSignal(object)
+    progressReported = pyqtSignal(object)
+    costsChanged = pyqtSignal(float, object)
+    logLine = pyqtSignal(object)
+    needsSignIn = pyqtSignal(str, str)
+    backendStateChanged = pyqtSignal(str, str, str)
+    resultsShown = pyqtSignal(object)  # list of result layers just added / updated
+    runEnded = pyqtSignal(str, object)  # outcome ("done", "stopped", "failed"), DriveResult
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        project: Optional[QgsProject] = None,
+        *,
+        name: Optional[str] = None,
+        results_mode: Optional[str] = None,
+        labels: bool = False,
+        ramp: Optional[str] = DEFAULT_RAMP,
+        parent: Optional[QObject] = None,
+    ) -> None:
+        super().__init__(parent)
+        self.path = Path(os.path.abspath(os.fspath(path)))
+        self.project = project or QgsProject.instance()
+        self.layer, self.group = add_tile_layer(self.path, name, self.project, labels=labels)
+        saved_mode = self.layer.customProperty(PROP_RESULTS_MODE)
+        self.results_mode = results_mode or saved_mode or RESULTS_LAYERS
+        self.layer.setCustomProperty(PROP_RESULTS_MODE, self.results_mode)
+        self.results = ResultLayers(self.path, self.project, ramp=ramp, group=self.group)
+        self.updater = TileLayerUpdater(self.layer, parent=self)
+        self.task: Optional[RunTask] = None
+        self.last_result: Optional[DriveResult] = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def start(
+        self,
+        scheduler: Scheduler,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        cancel_remote_jobs: bool = False,
+    ) -> RunTask:
+        """Drive ``scheduler`` in a new task (results already downloaded are shown again)."""
+        if self.task is not None:
+            raise RuntimeError("This run is already running.")
+        mosaic = None
+        if self.results_mode == RESULTS_MOSAIC:
+            mosaic = MosaicBuilder(Path(scheduler.config.output_dir) / "mosaic")
+        task = RunTask(
+            scheduler,
+            self.layer.name() if self.group is None else self.group.name(),
+            interval=interval,
+            mosaic=mosaic,
+            cancel_remote_jobs=cancel_remote_jobs,
+        )
+        task.statusChanged.connect(self.updater.on_status_changed)
+        for name in (
+            "statusChanged",
+            "resultStatusChanged",
+            "progressReported",
+            "costsChanged",
+            "logLine",
+            "needsSignIn",
+            "backendStateChanged",
+        ):
+            getattr(task, name).connect(getattr(self, name).emit)
+        if self.results_mode == RESULTS_LAYERS:
+            task.resultsReady.connect(self.show_results)
+        elif self.results_mode == RESULTS_MOSAIC:
+            task.mosaicUpdated.connect(self.show_mosaic)
+        task.runEnded.connect(self._ended)
+        self.task = task
+        return start_task(task)
+
+    def cancel(self, cancel_remote_jobs: Optional[bool] = None) -> None:
+        """Stop the run (within a second); ``cancel_remote_jobs`` also cancels its jobs on the backends."""
+        if self.task is None:
+            return
+        if cancel_remote_jobs is not None:
+            self.task.cancel_remote_jobs = cancel_remote_jobs
+        self.task.cancel()
+
+    def show_results(self, results: dict[Any, list[str]]) -> list:
+        """Add result layers: ``{tile_id: [paths]}`` (already shown files are skipped)."""
+        added = []
+        for tile_id, files in results.items():
+            added += self.results.add_tile_results(str(tile_id), files)
+        if added:
+            self.resultsShown.emit(added)
+        return added
+
+    def show_mosaic(self, vrt_paths: list) -> list:
+        shown = self.results.show_mosaic(vrt_paths)
+        if shown:
+            self.resultsShown.emit(shown)
+        return shown
+
+    def _ended(self, outcome: str, result: DriveResult) -> None:
+        self.updater.flush()
+        self.task = None
+        self.last_result = result
+        self.runEnded.emit(outcome, result)

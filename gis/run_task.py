@@ -1,0 +1,176 @@
+"""A run as a QgsTask: the engine's rounds off the main thread, its events as Qt signals.
+
+``run()`` (worker thread) only calls :func:`run_loop.drive`; it never touches a layer or a
+widget. Engine events reach the main thread through the task's signals: the task object
+lives in the main thread, so Qt queues every emission from the worker. Cancel (the task
+manager's button, or :meth:`RunTask.cancel`) stops the engine and ends ``run()`` within a
+second; jobs keep running on their backends unless ``cancel_remote_jobs`` was asked for.
+
+QGIS's task manager deletes a task once it has finished, so :data:`RUNNING` keeps a Python
+reference to every task until then, and results stay in plain attributes
+(:attr:`RunTask.result`) that the ``runEnded`` signal hands over.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from qgis.core import QgsApplication, QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from ..core import statuses
+from ..core.events import EngineListener, LogLine, Progress, StatusChange
+from .mosaic import MosaicBuilder
+from .run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, DriveResult, drive
+
+_log = logging.getLogger(__name__)
+
+#: Tasks handed to the task manager and not finished yet (the manager deletes finished ones).
+RUNNING: set[RunTask] = set()
+
+
+class _Relay(EngineListener):
+    """Engine listener (called in the worker thread) that re-emits everything as the task's signals."""
+
+    def __init__(self, task: RunTask) -> None:
+        self.task = task
+
+    def on_status_changed(self, change: StatusChange) -> None:
+        self.task.statusChanged.emit(change)
+
+    def on_result_status_changed(self, change: StatusChange) -> None:
+        self.task.resultStatusChanged.emit(change)
+
+    def on_progress(self, progress: Progress) -> None:
+        self.task.progressReported.emit(progress)
+
+    def on_costs(self, total: float, per_backend: dict[str, float]) -> None:
+        self.task.costsChanged.emit(float(total or 0.0), dict(per_backend or {}))
+
+    def on_log(self, line: LogLine) -> None:
+        self.task.logLine.emit(line)
+
+    def on_needs_sign_in(self, backend: str, reason: str) -> None:
+        self.task.needsSignIn.emit(backend, reason)
+
+    def on_backend_state(self, backend: str, state: str, detail: str) -> None:
+        self.task.backendStateChanged.emit(backend, state, detail)
+
+
+def describe(name: str, progress: Optional[Progress]) -> str:
+    """The task manager's line: what is happening, in a few words."""
+    if progress is None or not progress.total:
+        return f"openEO run {name}: starting"
+    counts = progress.counts
+    parts = [f"{progress.done}/{progress.total} tiles done"]
+    active = sum(counts.get(s, 0) for s in (statuses.CREATED, statuses.QUEUED, statuses.RUNNING))
+    if active:
+        parts.append(f"{active} jobs on backends")
+    downloading = sum(progress.downloads.get(s, 0) for s in ("pending", "downloading"))
+    if downloading:
+        parts.append(f"{downloading} downloading")
+    failed = sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED))
+    if failed:
+        parts.append(f"{failed} failed")
+    return f"openEO run {name}: " + ", ".join(parts)
+
+
+class RunTask(QgsTask):
+    """Drives one run's :class:`core.scheduler.Scheduler` until it is done or canceled.
+
+    Signals (all delivered on the main thread):
+
+    * ``statusChanged(StatusChange)``, ``resultStatusChanged(StatusChange)``,
+      ``progressReported(Progress)``, ``costsChanged(float, dict)``, ``logLine(LogLine)``,
+      ``needsSignIn(str backend, str reason)``, ``backendStateChanged(str, str, str)``:
+      the engine's events, unchanged;
+    * ``resultsReady(dict)``: ``{tile_id: [raster paths]}`` of newly downloaded tiles
+      (and, at start, of tiles downloaded before: a resumed run shows them again);
+    * ``mosaicUpdated(list)``: the VRT files after a rebuild (when a mosaic is kept);
+    * ``runEnded(str outcome, object DriveResult)`` once, after ``run()`` returned.
+    """
+
+    statusChanged = pyqtSignal(object)
+    resultStatusChanged = pyqtSignal(object)
+    progressReported = pyqtSignal(object)
+    costsChanged = pyqtSignal(float, object)
+    logLine = pyqtSignal(object)
+    needsSignIn = pyqtSignal(str, str)
+    backendStateChanged = pyqtSignal(str, str, str)
+    resultsReady = pyqtSignal(object)
+    mosaicUpdated = pyqtSignal(object)
+    runEnded = pyqtSignal(str, object)
+    _describe = pyqtSignal(str)
+
+    def __init__(
+        self,
+        scheduler: Any,
+        name: str = "",
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        mosaic: Optional[MosaicBuilder] = None,
+        cancel_remote_jobs: bool = False,
+        until_done: bool = True,
+    ) -> None:
+        self.run_name = name or Path(str(getattr(scheduler.db, "path", "run"))).stem
+        super().__init__(describe(self.run_name, None), QgsTask.Flag.CanCancel)
+        self.scheduler = scheduler
+        self.interval = interval
+        self.mosaic = mosaic
+        self.cancel_remote_jobs = cancel_remote_jobs
+        self.until_done = until_done
+        self.result: Optional[DriveResult] = None
+        self._relay = _Relay(self)
+        self._describe.connect(self.setDescription)  # queued: the description is set on the main thread
+
+    # worker thread ---------------------------------------------------------------------------
+    def run(self) -> bool:
+        self.scheduler.subscribe(self._relay)
+        try:
+            self.result = drive(
+                self.scheduler,
+                self.isCanceled,
+                interval=self.interval,
+                on_round=self._on_round,
+                on_results=self.resultsReady.emit,
+                mosaic=self.mosaic,
+                on_mosaic=self.mosaicUpdated.emit,
+                until_done=self.until_done,
+                cancel_remote_on_stop=self.cancel_remote_jobs,
+            )
+        except Exception as exc:  # noqa: BLE001 (drive() catches everything; belt and braces)
+            self.result = DriveResult(outcome=OUTCOME_FAILED, error=str(exc))
+        finally:
+            self.scheduler.unsubscribe(self._relay)
+        return self.result.outcome == OUTCOME_DONE or (self.result.outcome != OUTCOME_FAILED and not self.isCanceled())
+
+    def _on_round(self, report: Any) -> None:
+        progress = report.progress
+        if progress is None or not progress.total:
+            return
+        self.setProgress(100.0 * progress.done / progress.total)
+        self._describe.emit(describe(self.run_name, progress))
+
+    # main thread -----------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop the run within a second (the engine stops first, so no new round starts)."""
+        self.scheduler.stop(timeout=0.0)
+        super().cancel()
+
+    def finished(self, ok: bool) -> None:
+        RUNNING.discard(self)
+        result = self.result or DriveResult(outcome=OUTCOME_FAILED, error="the task did not run")
+        self.runEnded.emit(result.outcome, result)
+
+
+def start_task(task: RunTask) -> RunTask:
+    """Hand a task to QGIS's task manager and keep a reference until it has finished."""
+    RUNNING.add(task)
+    QgsApplication.taskManager().addTask(task)
+    return task
+
+
+def running_tasks() -> list[RunTask]:
+    return list(RUNNING)

@@ -1,0 +1,134 @@
+"""The run's tile layer: the job database's ``tiles`` table drawn by QGIS, recoloured as jobs move.
+
+The engine writes statuses into the GeoPackage from its worker thread (sqlite3, WAL). QGIS's
+OGR provider reads the file afresh on every render (measured: a feature request after an
+external commit sees the new values without ``reloadData()``), so recolouring needs no reload
+at all: the main thread only collects the changed tiles from the engine's events for a short
+moment (:data:`BATCH_MS`, so a burst of events becomes one repaint) and calls
+``triggerRepaint()``. The render itself (reading the file, drawing) runs in QGIS's render
+threads. Main-thread cost per batch is proportional to the number of changed tiles, not
+to the size of the layer (``benchmarks/bench_gis_tile_layer.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsProject, QgsVectorLayer
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
+
+from ..core.events import StatusChange
+from .layer_tree import PROP_KIND, PROP_RUN, run_group, run_key
+from .tile_style import apply_tile_style
+
+TILES_TABLE = "tiles"
+KIND_TILES = "tiles"
+#: How long changes are collected before one repaint (well under the 1 s recolour goal).
+BATCH_MS = 100
+
+
+def tile_layer_uri(path: str | os.PathLike, table: str = TILES_TABLE) -> str:
+    return f"{os.fspath(path)}|layername={table}"
+
+
+def open_tile_layer(path: str | os.PathLike, name: str | None = None, labels: bool = False) -> QgsVectorLayer:
+    """The job database's tile table as a styled OGR vector layer (not added to a project)."""
+    name = name or os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    layer = QgsVectorLayer(tile_layer_uri(path), name, "ogr")
+    if not layer.isValid():
+        raise ValueError(f"QGIS cannot open the tile table of {os.fspath(path)}")
+    layer.setCustomProperty(PROP_RUN, run_key(path))
+    layer.setCustomProperty(PROP_KIND, KIND_TILES)
+    apply_tile_style(layer, labels=labels)
+    return layer
+
+
+def find_tile_layer(path: str | os.PathLike, project: QgsProject | None = None) -> QgsVectorLayer | None:
+    """The project's tile layer of a run (by the run's custom property), if any."""
+    key = run_key(path)
+    for layer in (project or QgsProject.instance()).mapLayers().values():
+        if layer.customProperty(PROP_KIND) == KIND_TILES and layer.customProperty(PROP_RUN) == key:
+            return layer
+    return None
+
+
+def add_tile_layer(
+    path: str | os.PathLike,
+    name: str | None = None,
+    project: QgsProject | None = None,
+    labels: bool = False,
+) -> tuple[QgsVectorLayer, QgsLayerTreeGroup]:
+    """Add (or find) the run's tile layer at the top of its layer-tree group; returns (layer, group)."""
+    project = project or QgsProject.instance()
+    name = name or os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    group = run_group(path, name, project)
+    layer = find_tile_layer(path, project)
+    if layer is None:
+        layer = open_tile_layer(path, "Tiles", labels=labels)
+        project.addMapLayer(layer, False)
+        group.insertChildNode(0, QgsLayerTreeLayer(layer))
+    return layer, group
+
+
+class TileLayerUpdater(QObject):
+    """Recolours a tile layer from engine events: changed tiles only, batched, then one repaint.
+
+    Connect :meth:`on_status_changed` (and :meth:`on_result_status_changed`) to the run task's
+    signals. Main thread only.
+    """
+
+    #: Emitted after each repaint request with the number of distinct tiles in the batch.
+    repainted = pyqtSignal(int)
+
+    def __init__(self, layer: QgsVectorLayer, batch_ms: int = BATCH_MS, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._layer_id = layer.id()
+        self._layer = layer
+        self._pending: dict[int | str, str] = {}
+        self._first_pending_at: float | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(batch_ms)
+        self._timer.timeout.connect(self.flush)
+        #: Latest known status per changed tile (fid, else tile id) since the updater started.
+        self.statuses: dict[int | str, str] = {}
+        #: Seconds from the first event of a batch to its repaint request, for each batch.
+        self.latencies: list[float] = []
+        layer.willBeDeleted.connect(self._forget_layer)
+
+    def _forget_layer(self) -> None:
+        self._layer = None
+        self._timer.stop()
+
+    @property
+    def layer(self) -> QgsVectorLayer | None:
+        return self._layer
+
+    def on_status_changed(self, change: StatusChange) -> None:
+        keys: Iterable[int | str] = change.fids or change.tile_ids
+        for key in keys:
+            self._pending[key] = change.status
+        if self._first_pending_at is None:
+            self._first_pending_at = time.monotonic()
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def on_result_status_changed(self, change: StatusChange) -> None:
+        """Result status is shown in map tips only: repaint is not needed, but the tip reads afresh."""
+
+    def flush(self) -> int:
+        """Apply the pending changes now (normally called by the batch timer)."""
+        self._timer.stop()
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        self.statuses.update(pending)
+        if self._first_pending_at is not None:
+            self.latencies.append(time.monotonic() - self._first_pending_at)
+            self._first_pending_at = None
+        if self._layer is not None:
+            self._layer.triggerRepaint()
+        self.repainted.emit(len(pending))
+        return len(pending)
