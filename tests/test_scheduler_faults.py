@@ -26,7 +26,10 @@ CASES = {
     "dropped_connections": ({"faults": {"drop_connection": 0.2, "seed": 3}}, {}),
     "latency": ({"faults": {"latency": 0.2, "seed": 4}}, {}),
     "failing_jobs": ({"faults": {"job_error": 0.4, "seed": 5}}, {"max_attempts": 3}),
-    "concurrent_job_limit": ({"max_concurrent_jobs_per_user": 2, "over_limit": "refuse"}, {"parallel_jobs": 4}),
+    "concurrent_job_limit": (
+        {"max_concurrent_jobs_per_user": 2, "over_limit": "refuse", "min_run_time": 0.3},
+        {"parallel_jobs": 4},
+    ),
     "expired_tokens": ({"auth": "basic", "token_lifetime": 2, "min_run_time": 0.4}, {"auth": "basic"}),
     "everything": (
         {
