@@ -201,7 +201,9 @@ class Demo:
         self.downloaded = before.downloads.get(DOWNLOADED, 0)
 
         if action == ACTION_COMPLETE:
-            self.session.show_results(downloaded_results(self._db_for_results()))
+            with JobDB.open(paths.database) as db:
+                results = downloaded_results(db)
+            self.session.show_results(results)
             self.outcome = OUTCOME_DONE
         else:
             self.scheduler = self.make_scheduler(profile, spec, proxies)
@@ -291,7 +293,7 @@ class Demo:
                 pixel_size=o.pixel_size,
                 min_queue_time=o.min_queue_time,
                 min_run_time=o.min_run_time,
-                auth="basic" if o.auth == "basic" else o.auth,
+                auth=o.auth,
             )
             if o.auth == "oidc":
                 config["oidc_auto_approve_after"] = LOCAL_AUTO_APPROVE
@@ -354,9 +356,6 @@ class Demo:
         if self.opts.auth == "none":
             return
         auth.sign_in_backends(self.scheduler.backends, display=self.say, keep_waiting=self.wait)
-
-    def _db_for_results(self) -> JobDB:
-        return JobDB.open(self.paths.database)
 
     # -- QGIS ------------------------------------------------------------------------------------------
     def setup_project(self, project: QgsProject, crs: QgsCoordinateReferenceSystem, extent: QgsRectangle) -> None:
@@ -596,6 +595,7 @@ class Demo:
                 self.wait()
         if self.scheduler is not None:
             self.scheduler.close()
+            self.scheduler.db.close()
         QgsProject.instance().clear()
         if self.session is not None:
             self.session.deleteLater()
