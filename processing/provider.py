@@ -32,5 +32,12 @@ class TileJobsProvider(QgsProcessingProvider):
             self.addAlgorithm(algorithm)
 
     def _algorithms(self) -> list:
-        """The provider's algorithms (added as the engine issues land)."""
-        return []
+        """The provider's algorithms."""
+        from ..gis.native_libs import isolate_bundled_libraries
+
+        isolate_bundled_libraries()  # before the algorithms import shapely/pyproj (qgis_process)
+        from .create_grid import CreateGridAlgorithm
+        from .load_results import LoadResultsAlgorithm
+        from .run_jobs import RunJobsAlgorithm
+
+        return [CreateGridAlgorithm(), RunJobsAlgorithm(), LoadResultsAlgorithm()]
