@@ -18,9 +18,10 @@ with the number of results (the VRT) is in :mod:`gis.mosaic` and runs in a task.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from qgis.core import (
     QgsColorRampShader,
@@ -80,6 +81,10 @@ def no_default_stretch() -> Iterator[None]:
                 settings.remove(key)
 
 
+def _norm(path: str | os.PathLike) -> str:
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
 def open_raster(path: str | os.PathLike, name: str) -> QgsRasterLayer:
     """A GDAL raster layer without the default stretch's statistics (see :func:`no_default_stretch`)."""
     with no_default_stretch():
@@ -109,9 +114,10 @@ def rgb_band_indices(layer: QgsRasterLayer) -> tuple[int, int, int] | None:
 
 def _stretch(data_type: int, low: float, high: float) -> QgsContrastEnhancement:
     enhancement = QgsContrastEnhancement(data_type)
-    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-    enhancement.setMinimumValue(low)
-    enhancement.setMaximumValue(high)
+    # Each setter rebuilds a 65,536-entry lookup table for 16-bit data: build it once, at the end.
+    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum, False)
+    enhancement.setMinimumValue(low, False)
+    enhancement.setMaximumValue(high, True)
     return enhancement
 
 
@@ -198,6 +204,7 @@ class ResultLayers:
         self.run_group = group or run_group(run, Path(self.run_key).stem, self.project)
         self.ramp = ramp
         self._range: tuple[float, float] | None = None
+        self._known: dict[str, str] | None = None
 
     @property
     def group(self) -> QgsLayerTreeGroup:
@@ -211,10 +218,21 @@ class ResultLayers:
                 found.append(layer)
         return found
 
-    def _sources(self) -> dict[str, QgsRasterLayer]:
-        return {os.path.normcase(os.path.abspath(layer.source())): layer for layer in self.layers()}
+    def _sources(self) -> dict[str, str]:
+        """Normalised source path -> layer id of the run's result layers (cached; a removal resets it)."""
+        if self._known is None:
+            self._known = {_norm(layer.source()): layer.id() for layer in self.layers()}
+            self.project.layersRemoved.connect(self._forget)
+        return self._known
 
-    def _add(self, layer: QgsRasterLayer, kind: str, tile_id: str | None = None) -> QgsRasterLayer:
+    def _forget(self, *_args) -> None:
+        if self._known is not None:
+            self.project.layersRemoved.disconnect(self._forget)
+        self._known = None
+
+    def _add(
+        self, layer: QgsRasterLayer, kind: str, tile_id: str | None = None, group: QgsLayerTreeGroup | None = None
+    ) -> QgsRasterLayer:
         layer.setCustomProperty(PROP_RUN, self.run_key)
         layer.setCustomProperty(PROP_KIND, kind)
         if tile_id is not None:
@@ -222,25 +240,39 @@ class ResultLayers:
         self.project.addMapLayer(layer, False)
         node = QgsLayerTreeLayer(layer)
         node.setExpanded(False)
-        self.group.addChildNode(node)
+        (group or self.group).addChildNode(node)
+        if self._known is not None:
+            self._known[_norm(layer.source())] = layer.id()
         return layer
 
     def add_tile_results(self, tile_id: str, paths: Iterable[str | os.PathLike]) -> list[QgsRasterLayer]:
         """One layer per GeoTIFF of a tile (files already shown are skipped)."""
+        return self.add_results({tile_id: paths})
+
+    def add_results(self, results: Mapping[Any, Iterable[str | os.PathLike]]) -> list[QgsRasterLayer]:
+        """One layer per GeoTIFF of each tile: ``{tile_id: [paths]}`` (files already shown are skipped).
+
+        Cost on the main thread: opening each file's header (about 1 ms per file here).
+        """
         from .mosaic import is_raster_result
 
         known = self._sources()
+        group = self.group
         added = []
-        for path in paths:
-            path = os.path.abspath(str(path))
-            if not is_raster_result(path) or os.path.normcase(path) in known:
-                continue
-            name = f"{tile_id}" if not added else f"{tile_id} ({Path(path).stem})"
-            layer = open_raster(path, name)
-            if not layer.isValid():
-                continue
-            self._range = style_result_layer(layer, self._range, self.ramp) or self._range
-            added.append(self._add(layer, KIND_RESULT, tile_id))
+        with no_default_stretch():
+            for tile_id, paths in results.items():
+                first = True
+                for path in paths:
+                    path = os.path.abspath(str(path))
+                    if not is_raster_result(path) or _norm(path) in known:
+                        continue
+                    name = f"{tile_id}" if first else f"{tile_id} ({Path(path).stem})"
+                    layer = QgsRasterLayer(path, name, "gdal")
+                    if not layer.isValid():
+                        continue
+                    first = False
+                    self._range = style_result_layer(layer, self._range, self.ramp) or self._range
+                    added.append(self._add(layer, KIND_RESULT, str(tile_id), group))
         return added
 
     def show_mosaic(self, vrt_paths: Iterable[str | os.PathLike]) -> list[QgsRasterLayer]:
@@ -272,3 +304,4 @@ class ResultLayers:
         ids = [layer.id() for layer in self.layers()]
         if ids:
             self.project.removeMapLayers(ids)
+        self._forget()

@@ -185,9 +185,7 @@ class RunSession(QObject):
 
     def show_results(self, results: dict[Any, list[str]]) -> list:
         """Add result layers: ``{tile_id: [paths]}`` (already shown files are skipped)."""
-        added = []
-        for tile_id, files in results.items():
-            added += self.results.add_tile_results(str(tile_id), files)
+        added = self.results.add_results(results)
         if added:
             self.resultsShown.emit(added)
         return added
