@@ -103,12 +103,13 @@ def drive(
     mosaic_interval: float = MOSAIC_INTERVAL,
     include_existing_results: bool = True,
     until_done: bool = True,
-    cancel_remote_on_stop: bool = False,
+    cancel_remote_on_stop: bool | Callable[[], bool] = False,
 ) -> DriveResult:
     """Run rounds until the run is done (``until_done``) or ``should_stop()`` says so.
 
     On stop the scheduler is stopped (downloads abandoned as ``.part``, picked up again on the
-    next start); jobs keep running on their backends unless ``cancel_remote_on_stop``.
+    next start); jobs keep running on their backends unless ``cancel_remote_on_stop`` (a bool, or
+    a callable asked once the loop has stopped, so a cancel button can decide late).
     """
     result = DriveResult(outcome=OUTCOME_STOPPED)
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="openeo-tile-jobs-round")
@@ -174,6 +175,7 @@ def drive(
         scheduler.stop(timeout=0.5)
         refresh_mosaic(force=True)
         executor.shutdown(wait=False)
-    if result.outcome == OUTCOME_STOPPED and cancel_remote_on_stop:
+    wanted = cancel_remote_on_stop() if callable(cancel_remote_on_stop) else cancel_remote_on_stop
+    if result.outcome == OUTCOME_STOPPED and wanted:
         result.remote_canceled = cancel_remote_jobs(scheduler)
     return result

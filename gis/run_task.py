@@ -23,7 +23,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 from ..core import statuses
 from ..core.events import EngineListener, LogLine, Progress, StatusChange
 from .mosaic import MosaicBuilder
-from .run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, DriveResult, drive
+from .run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
 
 _log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class RunTask(QgsTask):
                 mosaic=self.mosaic,
                 on_mosaic=self.mosaicUpdated.emit,
                 until_done=self.until_done,
-                cancel_remote_on_stop=self.cancel_remote_jobs,
+                cancel_remote_on_stop=lambda: self.cancel_remote_jobs,
             )
         except Exception as exc:  # noqa: BLE001 (drive() catches everything; belt and braces)
             self.result = DriveResult(outcome=OUTCOME_FAILED, error=str(exc))
@@ -161,7 +161,10 @@ class RunTask(QgsTask):
 
     def finished(self, ok: bool) -> None:
         RUNNING.discard(self)
-        result = self.result or DriveResult(outcome=OUTCOME_FAILED, error="the task did not run")
+        if self.result is None:  # canceled before it started, or the task manager dropped it
+            outcome = OUTCOME_STOPPED if self.isCanceled() else OUTCOME_FAILED
+            self.result = DriveResult(outcome=outcome, error=None if self.isCanceled() else "the task did not run")
+        result = self.result
         self.runEnded.emit(result.outcome, result)
 
 
