@@ -2,8 +2,7 @@
 
 QGIS starts with its own profile folder (``build/qgis-demo-profiles``, profile ``demo``), so
 your own QGIS profile is left alone: the checkout is linked there as the plugin
-``openeo_tile_jobs`` and enabled, and QGIS's Python sees the venv's packages (but Debian's
-pyproj, see :data:`SYSTEM_INSTEAD`).
+``openeo_tile_jobs`` and enabled, and QGIS's Python sees the venv's packages.
 """
 
 from __future__ import annotations
@@ -82,34 +81,16 @@ def qgis_command(project: Path, profiles_path: Path, code: Optional[Path] = None
     return cmd
 
 
-#: Packages of the venv QGIS desktop must not load: the pyproj wheel bundles its own PROJ, and with
-#: it loaded QGIS 3.22 aborts when it exits ("free(): invalid pointer" in libproj's destructors;
-#: measured here). Debian's python3-pyproj, built on QGIS's own PROJ, is used instead.
-SYSTEM_INSTEAD = ("pyproj",)
-SYSTEM_SITE = Path("/usr/lib/python3/dist-packages")
+def qgis_environment(base: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The environment for QGIS: a real window (not the Makefile's offscreen), the venv's packages.
 
-
-def package_overlay(site: Path, target: Path, system_site: Path = SYSTEM_SITE) -> Path:
-    """A folder of links to the venv's packages, minus those QGIS should take from Debian (when it has them)."""
-    skip = {name for name in SYSTEM_INSTEAD if (system_site / name).is_dir()}
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for entry in sorted(site.iterdir()):
-        top = entry.name.split("-")[0].split(".")[0]
-        if top in skip or entry.suffix == ".pth":
-            continue
-        (target / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
-    return target
-
-
-def qgis_environment(profiles_path: Path, base: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """The environment for QGIS: a real window (not the Makefile's offscreen), the venv's packages."""
+    (The plugin loads the wheels' bundled GEOS/PROJ/GDAL itself: ``gis.native_libs``.)
+    """
     env = dict(os.environ if base is None else base)
     if env.get("QT_QPA_PLATFORM") == "offscreen":
         del env["QT_QPA_PLATFORM"]
-    site = package_overlay(Path(sysconfig.get_paths()["purelib"]), profiles_path / "site-packages")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    site = sysconfig.get_paths()["purelib"]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
     env.pop("QGIS_CUSTOM_CONFIG_PATH", None)
     return env
 
@@ -123,4 +104,4 @@ def open_in_qgis(project: Path, repo_root: Path, profiles_path: Path, code: Opti
     prepare_profile(profiles_path, repo_root)
     cmd = qgis_command(project, profiles_path, code)
     print("Opening QGIS:", " ".join(cmd))
-    return subprocess.call(cmd, env=qgis_environment(profiles_path))
+    return subprocess.call(cmd, env=qgis_environment())

@@ -158,14 +158,8 @@ def test_gui_profile_enables_the_plugin(tmp_path) -> None:
     assert "openeo_tile_jobs=true" in ini and "kept=1" in ini
 
 
-def test_gui_environment_shows_a_window_and_leaves_the_pyproj_wheel_out(tmp_path) -> None:
-    site = tmp_path / "site"
-    for name in ("openeo", "pyproj", "pyproj.libs", "pyproj-3.7.2.dist-info", "shapely", "checkout.pth"):
-        (site / name).mkdir(parents=True) if not name.endswith(".pth") else (site / name).write_text("")
-    system = tmp_path / "system"
-    (system / "pyproj").mkdir(parents=True)
-    overlay = gui.package_overlay(site, tmp_path / "overlay", system_site=system)
-    assert sorted(p.name for p in overlay.iterdir()) == ["openeo", "shapely"]
-    env = gui.qgis_environment(tmp_path, {"QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": "/x"})
-    assert "QT_QPA_PLATFORM" not in env
-    assert env["PYTHONPATH"].split(":")[0] == str(tmp_path / "site-packages")
+def test_gui_environment_shows_a_window_with_the_venv_packages() -> None:
+    env = gui.qgis_environment({"QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": "/x", "QGIS_CUSTOM_CONFIG_PATH": "/y"})
+    assert "QT_QPA_PLATFORM" not in env and "QGIS_CUSTOM_CONFIG_PATH" not in env
+    site, rest = env["PYTHONPATH"].split(":")
+    assert (Path(site) / "openeo").is_dir() and rest == "/x"
