@@ -127,7 +127,12 @@ class Demo:
         self.progress.message(text)
 
     def wait(self) -> None:
-        """Keep Qt going while a helper thread works."""
+        """Keep Qt going while a helper thread works (Ctrl+C ends the wait)."""
+        if self.interrupted:
+            raise DemoError("interrupted.")
+        self._pump()
+
+    def _pump(self) -> None:
         self.app.processEvents(QEventLoop.AllEvents, 50)
         time.sleep(0.02)
 
@@ -159,6 +164,8 @@ class Demo:
             return self._run()
         except (DemoError, OutputFolderError, auth.SignInError) as exc:
             self.say(f"demo: {exc}")
+            if self.interrupted:
+                return EXIT_INTERRUPTED
             return EXIT_USAGE if isinstance(exc, OutputFolderError) else EXIT_FAILED
         finally:
             signal.signal(signal.SIGINT, previous_sigint)
@@ -592,7 +599,7 @@ class Demo:
             self.session.cancel()
             deadline = time.monotonic() + 5
             while self.session.running and time.monotonic() < deadline:
-                self.wait()
+                self._pump()
         if self.scheduler is not None:
             self.scheduler.close()
             self.scheduler.db.close()
