@@ -53,9 +53,6 @@ from . import retry, statuses
 from .backends import (
     Backend,
     BackendPool,
-    BackendProfile,
-    CredentialsProvider,
-    RefreshTokenSink,
     SignInRequiredError,
 )
 from .downloads import (
@@ -1362,33 +1359,6 @@ class Scheduler:
 # ---------------------------------------------------------------------------------------------
 # A run's setup in its own job database (so a run can be reopened from the file alone)
 # ---------------------------------------------------------------------------------------------
-
-
-def record_run_setup(db: Any, spec: JobSpec, profiles: Sequence[BackendProfile], config: EngineConfig) -> None:
-    """Store what the run does in the job database's run record (no secret is part of any of these)."""
-    db.update_run_record(
-        {"job_spec": spec.to_dict(), "backends": [p.to_dict() for p in profiles], "engine": config.to_dict()}
-    )
-
-
-def scheduler_for_run(
-    db: Any,
-    *,
-    credentials: Optional[CredentialsProvider] = None,
-    proxies: Optional[dict[str, str]] = None,
-    listeners: Iterable[EngineListener] = (),
-    refresh_token_sink: Optional[RefreshTokenSink] = None,
-    **config_overrides: Any,
-) -> Scheduler:
-    """A scheduler for a run recorded with :func:`record_run_setup` (e.g. reopened after a restart)."""
-    run = db.run_record()
-    if not run.get("job_spec") or not run.get("backends") or not run.get("engine"):
-        raise ValueError(f"{db.path} does not record a job specification, backends and engine settings.")
-    spec = JobSpec.from_dict(run["job_spec"])
-    profiles = [BackendProfile.from_dict(d) for d in run["backends"]]
-    pool = BackendPool.from_profiles(profiles, credentials, proxies, refresh_token_sink=refresh_token_sink)
-    config = EngineConfig.from_dict(run["engine"], **config_overrides)
-    return Scheduler(db, spec, pool, config, listeners)
 
 
 def _error_message(err: Any) -> str:

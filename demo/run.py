@@ -1,7 +1,7 @@
 """The demo run: the seed workflow headless in QGIS, through the plugin's own code path.
 
 grid (:mod:`core.grid`) -> job database (:class:`core.jobdb.JobDB`) -> tile layer, run task and
-result layers (:class:`gis.run_session.RunSession` driving :func:`gis.run_session.make_scheduler`'s
+result layers (:class:`gis.run_session.RunSession` driving :func:`core.run_setup.make_scheduler`'s
 scheduler in a QgsTask, exactly as the panel does) -> project, PNG, GIF and summary.
 """
 
@@ -32,8 +32,9 @@ from ..core.downloads import DOWNLOADED
 from ..core.events import LogLine, Progress
 from ..core.jobdb import JobDB
 from ..core.jobspec import JobSpec
+from ..core.run_setup import make_scheduler
 from ..gis.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
-from ..gis.run_session import RESULTS_LAYERS, RunSession, make_scheduler
+from ..gis.run_session import RESULTS_LAYERS, RunSession
 from . import auth
 from .area import demo_grid
 from .frames import MapRecorder, compose, render_map, save_png

@@ -2,10 +2,10 @@
 
 Public API (what the panel, the demo and the Processing algorithms call):
 
-``run_session.make_scheduler(db_or_path, *, spec=None, profiles=None, output_dir=None,
+``core.run_setup.make_scheduler(db_or_path, *, spec=None, profiles=None, output_dir=None,
 credentials=None, proxies=None, refresh_token_sink=None, config=None, listeners=()) -> Scheduler``
-    The engine for a run file; missing pieces come from the run record (resume), given ones
-    are recorded there.
+    (in core, not here) The engine for a run file; missing pieces come from the run record
+    (resume), given ones are recorded there.
 ``run_session.RunSession(path, project=None, *, name=None, results_mode=None ("layers" |
 "mosaic" | "none"), labels=False, ramp="Viridis")``
     Main thread. Adds/finds the run's layer-tree group, tile layer (styled) and "Results"

@@ -8,26 +8,21 @@ The panel, the demo script and the Processing algorithms share this path::
     ...
     session.cancel()                                     # within a second; remote jobs keep running
 
-A run resumes from its GeoPackage alone: :func:`make_scheduler` reads the job
-specification, the backends and the output folder from the run record when they are not
+A run resumes from its GeoPackage alone: :func:`core.run_setup.make_scheduler` reads the job
+specification, the backends and the engine settings from the run record when they are not
 given (and records them when they are).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from ..core.backends import BackendPool, BackendProfile, CredentialsProvider, RefreshTokenSink
-from ..core.events import EngineListener
-from ..core.jobdb import JobDB
-from ..core.jobspec import JobSpec
-from ..core.scheduler import EngineConfig, Scheduler
+from ..core.scheduler import Scheduler
 from .mosaic import MosaicBuilder
 from .result_layers import DEFAULT_RAMP, ResultLayers
 from .run_loop import DEFAULT_INTERVAL, DriveResult
@@ -38,58 +33,6 @@ RESULTS_LAYERS = "layers"
 RESULTS_MOSAIC = "mosaic"
 RESULTS_NONE = "none"
 PROP_RESULTS_MODE = "openeo_tile_jobs/results_mode"
-#: Run-record key of the output folder (a run resumes from its file alone).
-OUTPUT_DIR_KEY = "output_dir"
-
-
-def default_output_dir(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    return path.with_name(f"{path.stem}_results")
-
-
-def make_scheduler(
-    db: JobDB | str | os.PathLike,
-    *,
-    spec: Optional[JobSpec] = None,
-    profiles: Optional[Sequence[BackendProfile]] = None,
-    output_dir: Optional[str | os.PathLike] = None,
-    credentials: Optional[CredentialsProvider] = None,
-    proxies: Optional[dict[str, str]] = None,
-    refresh_token_sink: Optional[RefreshTokenSink] = None,
-    config: Optional[dict[str, Any]] = None,
-    listeners: Iterable[EngineListener] = (),
-) -> Scheduler:
-    """A :class:`Scheduler` for a run file; what is not given comes from (and what is given goes to) its run record.
-
-    ``config``: extra :class:`EngineConfig` fields (e.g. ``max_attempts``).
-    """
-    if not isinstance(db, JobDB):
-        db = JobDB.open(db)
-    record = db.run_record()
-    changes: dict[str, Any] = {}
-    if spec is None:
-        if not record.get("job_spec"):
-            raise ValueError(f"{db.path.name} has no job specification yet: choose a process first.")
-        spec = JobSpec.from_dict(record["job_spec"])
-    else:
-        changes["job_spec"] = spec.to_dict()
-    if profiles is None:
-        if not record.get("backends"):
-            raise ValueError(f"{db.path.name} has no backend yet: choose a backend first.")
-        profiles = [BackendProfile.from_dict(b) for b in record["backends"]]
-    else:
-        changes["backends"] = [p.to_dict() for p in profiles]
-    if output_dir is None:
-        output_dir = record.get(OUTPUT_DIR_KEY) or default_output_dir(db.path)
-    else:
-        changes[OUTPUT_DIR_KEY] = os.path.abspath(os.fspath(output_dir))
-    if not record.get(OUTPUT_DIR_KEY):
-        changes[OUTPUT_DIR_KEY] = os.path.abspath(os.fspath(output_dir))
-    if changes:
-        db.update_run_record(changes)
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    pool = BackendPool.from_profiles(list(profiles), credentials, proxies, refresh_token_sink=refresh_token_sink)
-    return Scheduler(db, spec, pool, EngineConfig(output_dir=output_dir, **(config or {})), list(listeners))
 
 
 class RunSession(QObject):

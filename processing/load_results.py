@@ -15,10 +15,10 @@ from qgis.core import (
 )
 
 from ..core.jobdb import JobDB, JobDBError
+from ..core.run_setup import recorded_output_dir
 from ..gis.mosaic import build_vrt, inspect
 from ..gis.result_layers import KIND_MOSAIC, KIND_RESULT
 from ..gis.run_loop import downloaded_results
-from ..gis.run_session import OUTPUT_DIR_KEY, default_output_dir
 from .common import TileJobsAlgorithm, load_on_completion, result_post_processor, tr
 
 MODE_LAYERS = 0
@@ -66,7 +66,7 @@ class LoadResultsAlgorithm(TileJobsAlgorithm):
         try:
             with JobDB.open(path) as db:
                 results = downloaded_results(db)
-                output_dir = db.run_record().get(OUTPUT_DIR_KEY) or str(default_output_dir(path))
+                output_dir = str(recorded_output_dir(db.run_record(), path))
         except (JobDBError, OSError) as exc:
             raise QgsProcessingException(str(exc)) from exc
         files = [(str(tile), f) for tile, paths in sorted(results.items(), key=lambda i: str(i[0])) for f in paths]

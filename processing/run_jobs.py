@@ -1,6 +1,6 @@
 """``openeo_tile_jobs:run_jobs``: one openEO batch job per tile of a job database, until all are done.
 
-The same engine and loop as the panel (:func:`gis.run_session.make_scheduler`,
+The same engine and loop as the panel (:func:`core.run_setup.make_scheduler`,
 :func:`gis.run_loop.drive`); progress and cancel go through QgsProcessingFeedback. Run it
 again on the same job database to resume: what is not given is read from the file.
 """
@@ -34,9 +34,9 @@ from ..core.backends import AUTH_BASIC, AUTH_NONE, AUTH_OIDC_CLIENT_CREDENTIALS,
 from ..core.events import EngineListener, LogLine
 from ..core.jobdb import JobDB, JobDBError
 from ..core.jobspec import JobSpec, JobSpecError
+from ..core.run_setup import make_scheduler
 from ..gis.auth import AuthConfigError, credentials_from_authcfg, fixed_credentials
 from ..gis.run_loop import OUTCOME_DONE, OUTCOME_FAILED, cancel_remote_jobs, drive
-from ..gis.run_session import make_scheduler
 from .common import TileJobsAlgorithm, start_local_backend, tr
 
 AUTH_KINDS = (AUTH_BASIC, AUTH_OIDC_CLIENT_CREDENTIALS)

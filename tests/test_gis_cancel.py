@@ -11,9 +11,10 @@ from qgis.core import QgsApplication, QgsProject
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.jobdb import JobDB
+from openeo_tile_jobs.core.run_setup import make_scheduler
 from openeo_tile_jobs.gis.project import ProjectRunsWatcher
 from openeo_tile_jobs.gis.result_layers import KIND_MOSAIC
-from openeo_tile_jobs.gis.run_session import RESULTS_MOSAIC, RunSession, make_scheduler
+from openeo_tile_jobs.gis.run_session import RESULTS_MOSAIC, RunSession
 from openeo_tile_jobs.gis.run_task import RUNNING
 from openeo_tile_jobs.tests.test_gis_run import backend_process, new_run, wait_until  # noqa: F401 (fixture)
 from openeo_tile_jobs.tests.test_gis_support import clear_project, is_blank, region, render

@@ -25,8 +25,9 @@ from openeo_tile_jobs.core.backends import BackendProfile
 from openeo_tile_jobs.core.grid import make_grid
 from openeo_tile_jobs.core.jobdb import JobDB
 from openeo_tile_jobs.core.jobspec import JobSpec
+from openeo_tile_jobs.core.run_setup import make_scheduler
 from openeo_tile_jobs.gis import project as project_runs
-from openeo_tile_jobs.gis.run_session import RunSession, make_scheduler
+from openeo_tile_jobs.gis.run_session import RunSession
 from openeo_tile_jobs.gis.run_task import RUNNING
 from openeo_tile_jobs.tests.test_gis_support import (
     SubprocessBackend,

@@ -287,7 +287,9 @@ def test_cancel_tiles_stops_jobs_and_unstarted_tiles(servers, tmp_path):
 def test_run_reopened_from_the_file_alone(servers, tmp_path):
     from openeo_tile_jobs.core.backends import BackendProfile
     from openeo_tile_jobs.core.jobdb import JobDB
-    from openeo_tile_jobs.core.scheduler import EngineConfig, record_run_setup, scheduler_for_run
+    from openeo_tile_jobs.core.run_setup import make_scheduler as open_run_scheduler
+    from openeo_tile_jobs.core.run_setup import record_run_setup
+    from openeo_tile_jobs.core.scheduler import EngineConfig
 
     (b,) = servers(1)
     db = make_db(tmp_path / "run.gpkg", cols=2, rows=1)
@@ -295,7 +297,7 @@ def test_run_reopened_from_the_file_alone(servers, tmp_path):
     record_run_setup(db, spec, [BackendProfile(name="local", url=b.url)], EngineConfig(output_dir=tmp_path / "out"))
     db.close()
     with JobDB.open(tmp_path / "run.gpkg") as db2:
-        sched = scheduler_for_run(db2, poll_interval=0.1)
+        sched = open_run_scheduler(db2, config={"poll_interval": 0.1})
         assert sched.run(max_seconds=60).done
         assert db2.count_by_status() == {statuses.FINISHED: 2}
         assert all(Path(r["result_files"][0]).is_file() for r in db2.all_rows(columns=["result_files"]))

@@ -30,8 +30,9 @@ from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
 from ..core import statuses
 from ..core.events import Progress, StatusChange
 from ..core.jobdb import JobDB
+from ..core.run_setup import make_scheduler, recorded_output_dir
 from ..core.scheduler import Scheduler
-from ..gis.run_session import OUTPUT_DIR_KEY, RunSession, make_scheduler
+from ..gis.run_session import RunSession
 from .i18n import translator
 from .proxies import qgis_proxies
 from .tasks import run_in_background
@@ -134,8 +135,8 @@ class RunController(QObject):
         self.layer_action = TileLayerAction(session.layer, self.rows_for_fids, self.page.actions, self)
         self.layer_action.register()
         record = self.db.run_record()
-        if record.get(OUTPUT_DIR_KEY) and not self.page.output.filePath():
-            self.page.output.setFilePath(str(record[OUTPUT_DIR_KEY]))
+        if not self.page.output.filePath():
+            self.page.output.setFilePath(str(recorded_output_dir(record, self.db.path)))
 
     def open_run(self, path: str) -> bool:
         """Open an earlier run's job database (to watch it, or to resume it with Start)."""
