@@ -66,7 +66,8 @@ def make_scheduler(
 
     ``spec``, ``profiles``, ``output_dir`` and ``config`` (extra :class:`EngineConfig` fields,
     e.g. ``max_attempts``) override the run record and are recorded; what is not given is read
-    from it. Raises ``ValueError`` when the record lacks a job specification or backends.
+    from it. Downloads that failed in an earlier session are tried again (resuming includes
+    them). Raises ``ValueError`` when the record lacks a job specification or backends.
     """
     if not isinstance(db, JobDB):
         db = JobDB.open(db)
@@ -84,4 +85,6 @@ def make_scheduler(
     record_run_setup(db, spec, profiles, engine)
     out.mkdir(parents=True, exist_ok=True)
     pool = BackendPool.from_profiles(list(profiles), credentials, proxies, refresh_token_sink=refresh_token_sink)
-    return Scheduler(db, spec, pool, engine, list(listeners))
+    scheduler = Scheduler(db, spec, pool, engine, list(listeners))
+    scheduler.retry_failed_downloads()
+    return scheduler

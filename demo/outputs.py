@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..core import statuses
-from ..core.downloads import DOWNLOADING, FAILED, PENDING
-from ..core.jobdb import JobDB
+from ..core.run_counts import RunCounts, read_run_counts
 
 MARKER = ".openeo_tile_jobs_demo"
 
@@ -63,45 +61,6 @@ class DemoPaths:
 
     def job_dirs(self) -> list[Path]:
         return sorted(p for p in self.root.glob("job_*") if p.is_dir())
-
-
-@dataclass
-class RunState:
-    """Counts of a run read from its job database."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    downloads: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def active(self) -> int:
-        return sum(n for s, n in self.counts.items() if s in statuses.ACTIVE_STATUSES)
-
-    @property
-    def pending_downloads(self) -> int:
-        return sum(self.downloads.get(s, 0) for s in (PENDING, DOWNLOADING))
-
-    @property
-    def failed_downloads(self) -> int:
-        return self.downloads.get(FAILED, 0)
-
-    @property
-    def unfinished(self) -> bool:
-        return self.active > 0 or self.pending_downloads > 0 or self.failed_downloads > 0
-
-
-def read_run_state(database: Path) -> RunState:
-    with JobDB.open(database) as db:
-        rows = db.all_rows(columns=["status", "result_status"])
-    state = RunState()
-    for row in rows:
-        state.counts[row["status"]] = state.counts.get(row["status"], 0) + 1
-        if row.get("result_status"):
-            state.downloads[row["result_status"]] = state.downloads.get(row["result_status"], 0) + 1
-    return state
 
 
 def prepare_fresh(paths: DemoPaths) -> None:
@@ -152,11 +111,11 @@ def folder_size(paths: list[Path]) -> tuple[int, int]:
     return files, size
 
 
-def existing_run(paths: DemoPaths) -> Optional[RunState]:
+def existing_run(paths: DemoPaths) -> Optional[RunCounts]:
     """The run in the folder (None when there is none, or its file is not a job database)."""
     if not paths.database.exists():
         return None
     try:
-        return read_run_state(paths.database)
+        return read_run_counts(paths.database)
     except Exception:  # noqa: BLE001 (a broken file: the caller starts fresh)
         return None

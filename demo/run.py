@@ -32,6 +32,7 @@ from ..core.downloads import DOWNLOADED
 from ..core.events import LogLine, Progress
 from ..core.jobdb import JobDB
 from ..core.jobspec import JobSpec
+from ..core.run_counts import read_run_counts
 from ..core.run_setup import make_scheduler
 from ..gis.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
 from ..gis.run_session import RESULTS_LAYERS, RunSession
@@ -45,7 +46,6 @@ from .outputs import (
     existing_run,
     folder_size,
     prepare_fresh,
-    read_run_state,
     read_state,
     write_json,
 )
@@ -185,7 +185,7 @@ class Demo:
         if action == ACTION_FRESH:
             self.say(f"Starting a fresh demo run in {paths.root} ({where}).")
         elif action == ACTION_RESUME:
-            before = read_run_state(paths.database)
+            before = read_run_counts(paths.database)
             done = sum(n for s, n in before.counts.items() if s in statuses.FINAL_STATUSES)
             self.say(f"Resuming the demo run in {paths.root}: {done}/{before.total} tiles done ({where}).")
         else:
@@ -204,7 +204,7 @@ class Demo:
         extent = QgsRectangle(self.session.layer.extent())
         extent.scale(1.04)
         self.setup_project(project, crs, extent)
-        before = read_run_state(paths.database)
+        before = read_run_counts(paths.database)
         self.counts, self.total = dict(before.counts), before.total
         self.downloaded = before.downloads.get(DOWNLOADED, 0)
 
@@ -215,8 +215,6 @@ class Demo:
             self.outcome = OUTCOME_DONE
         else:
             self.scheduler = self.make_scheduler(profile, spec, proxies)
-            if action == ACTION_RESUME:
-                self.scheduler.retry_failed_downloads()
             self.sign_in()
             self.drive(project, crs, extent)
 
@@ -484,7 +482,7 @@ class Demo:
         self.progress.update(self.counts, self.total, self.downloaded, self.request_total())
 
     def refresh_counts(self) -> None:
-        state = read_run_state(self.paths.database)
+        state = read_run_counts(self.paths.database)
         self.counts, self.total = dict(state.counts), state.total
         self.downloaded = state.downloads.get(DOWNLOADED, 0)
 

@@ -18,8 +18,8 @@ from typing import Optional
 from qgis.core import QgsProject, QgsVectorLayer
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from ..core import statuses
-from ..core.jobdb import JobDB, JobDBError
+from ..core.jobdb import JobDBError
+from ..core.run_counts import RunCounts, read_run_counts
 from .layer_tree import PROP_KIND, PROP_RUN
 from .tile_layer import KIND_TILES
 
@@ -33,27 +33,17 @@ class RunInfo:
     path: str  # the job database (GeoPackage)
     layer_id: str
     name: str
-    counts: dict[str, int] = field(default_factory=dict)
-    downloads: dict[str, int] = field(default_factory=dict)
+    progress: RunCounts = field(default_factory=RunCounts)
     exists: bool = True
     error: Optional[str] = None
 
     @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
     def active(self) -> int:
-        """Tiles whose work is not over (not started, or a job alive on a backend)."""
-        return sum(n for s, n in self.counts.items() if s in statuses.ACTIVE_STATUSES)
-
-    @property
-    def pending_downloads(self) -> int:
-        return sum(self.downloads.get(s, 0) for s in ("pending", "downloading"))
+        return self.progress.active
 
     @property
     def unfinished(self) -> bool:
-        return self.exists and self.error is None and (self.active > 0 or self.pending_downloads > 0)
+        return self.exists and self.error is None and self.progress.unfinished
 
 
 def tile_layers(project: Optional[QgsProject] = None) -> list[QgsVectorLayer]:
@@ -64,17 +54,6 @@ def tile_layers(project: Optional[QgsProject] = None) -> list[QgsVectorLayer]:
         for layer in project.mapLayers().values()
         if isinstance(layer, QgsVectorLayer) and layer.customProperty(PROP_KIND) == KIND_TILES
     ]
-
-
-def _read_counts(path: str) -> tuple[dict[str, int], dict[str, int]]:
-    with JobDB.open(path) as db:
-        counts = db.count_by_status()
-        downloads: dict[str, int] = {}
-        for status, count in db.conn.execute(
-            f"SELECT result_status, COUNT(*) FROM {db.table} WHERE result_status IS NOT NULL GROUP BY result_status"
-        ):
-            downloads[status] = count
-    return dict(counts), downloads
 
 
 def runs_in_project(project: Optional[QgsProject] = None) -> list[RunInfo]:
@@ -92,7 +71,7 @@ def runs_in_project(project: Optional[QgsProject] = None) -> list[RunInfo]:
                 runs.append(info)
                 continue
         try:
-            info.counts, info.downloads = _read_counts(info.path)
+            info.progress = read_run_counts(info.path)
         except (JobDBError, OSError, Exception) as exc:  # noqa: BLE001 (a broken file is reported, not raised)
             info.error = str(exc)
         runs.append(info)
@@ -100,7 +79,7 @@ def runs_in_project(project: Optional[QgsProject] = None) -> list[RunInfo]:
 
 
 def unfinished_runs(project: Optional[QgsProject] = None) -> list[RunInfo]:
-    """Runs of the project that can be resumed: tiles still active or downloads pending."""
+    """Runs of the project that can be resumed: tiles still active or downloads not done."""
     return [run for run in runs_in_project(project) if run.unfinished]
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Test helper modules (e.g. engine_crash_worker) import by plain name from every test file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 VENV_SITE = next((REPO_ROOT / ".venv" / "lib").glob("python3*/site-packages"), None)
 
 

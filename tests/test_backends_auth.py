@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
+from engine_crash_worker import make_db, make_scheduler
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.backends import Backend, BackendProfile, Credentials
 from openeo_tile_jobs.core.events import RecordingListener
 from openeo_tile_jobs.core.redact import install_log_redaction
-
-sys.path.insert(0, str(Path(__file__).parent))
-from engine_crash_worker import make_db, make_scheduler
 
 LocalBackend = pytest.importorskip("openeo_tile_jobs.local_backend").LocalBackend
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,12 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from engine_crash_worker import make_db, make_scheduler
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.events import RecordingListener
-
-sys.path.insert(0, str(Path(__file__).parent))
-from engine_crash_worker import make_db, make_scheduler
 
 LocalBackend = pytest.importorskip("openeo_tile_jobs.local_backend").LocalBackend
 

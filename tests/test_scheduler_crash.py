@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 import rasterio
+from engine_crash_worker import listing, make_db
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.jobdb import JobDB
 from openeo_tile_jobs.core.jobspec import find_client_token
-
-sys.path.insert(0, str(Path(__file__).parent))
-from engine_crash_worker import listing, make_db
 
 LocalBackend = pytest.importorskip("openeo_tile_jobs.local_backend").LocalBackend
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import rasterio
+from engine_crash_worker import TEMPORAL_EXTENT, listing, make_db, make_scheduler
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.events import RecordingListener
 from openeo_tile_jobs.core.jobspec import JobSpec
-
-sys.path.insert(0, str(Path(__file__).parent))
-from engine_crash_worker import TEMPORAL_EXTENT, listing, make_db, make_scheduler
 
 LocalBackend = pytest.importorskip("openeo_tile_jobs.local_backend").LocalBackend
 

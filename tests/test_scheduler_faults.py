@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import sys
-from pathlib import Path
 
 import pytest
+from engine_crash_worker import listing, make_db, make_scheduler
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.backends import BackendProfile, Credentials
 from openeo_tile_jobs.core.events import RecordingListener
-
-sys.path.insert(0, str(Path(__file__).parent))
-from engine_crash_worker import listing, make_db, make_scheduler
 
 LocalBackend = pytest.importorskip("openeo_tile_jobs.local_backend").LocalBackend
 
