@@ -184,10 +184,12 @@ class BackendAccess:
     on_auth_failure: Optional[Callable[[], None]] = None
 
 
-def _atomic_write_json(path: Path, data: Any) -> None:
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON under a temporary name, then rename (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
+        json.dump(data, f, indent=2, default=str)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -379,7 +381,7 @@ class Downloader:
                 auth = None if _is_external(url, access.root_url) else access.auth
                 total += self._fetch_asset(session, url, auth, job_dir / name, asset, access.timeout, task)
                 files.append(name)
-            _atomic_write_json(job_dir / RESULTS_FILENAME, metadata)
+            atomic_write_json(job_dir / RESULTS_FILENAME, metadata)
             if refused:
                 return DownloadResult(
                     task,

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
@@ -65,6 +64,7 @@ from .downloads import (
     DownloadResult,
     DownloadTask,
     UnsafeNameError,
+    atomic_write_json,
     job_dir_of,
 )
 from .events import EngineListener, EventHub, LogLine, Progress, StatusChange
@@ -230,16 +230,6 @@ def _usage_text(job: dict, key: str) -> Optional[str]:
     if isinstance(item, dict):
         return f"{item.get('value', 0)} {item.get('unit', '')}".strip()
     return str(item)
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class StoppedError(Exception):
@@ -842,7 +832,7 @@ class Scheduler:
         message = "; ".join(str(e.get("message", "")) for e in logs[:3] if e.get("message")) or "job ended in error"
         message = redact(message)[:1000]
         try:
-            _atomic_write_json(job_dir_of(self.config.output_dir, jid) / ERRORS_FILENAME, logs)
+            atomic_write_json(job_dir_of(self.config.output_dir, jid) / ERRORS_FILENAME, logs)
         except (OSError, UnsafeNameError) as e:
             self._emit_log(logging.WARNING, f"Cannot write the error log of job {jid}: {e}", job_id=jid)
         attempts = int(row.get("attempts") or 1)
