@@ -371,7 +371,7 @@ def create_app(services: Services) -> Flask:
     def delete_job(job_id: str):
         owner = user()
         get_job_or_404(job_id, owner)
-        services.store.update_job(job_id, where="status IN ('queued', 'running')", status="canceled")
+        services.store.cancel_if_active(job_id)
         services.store.delete_job(job_id)
         services.delete_results(job_id)
         services.runner.wake()
@@ -413,7 +413,7 @@ def create_app(services: Services) -> Flask:
     def stop_job(job_id: str):
         owner = user()
         get_job_or_404(job_id, owner)
-        if services.store.update_job(job_id, where="status IN ('queued', 'running')", status="canceled"):
+        if services.store.cancel_if_active(job_id):
             services.store.add_log(job_id, "info", "Job canceled on request.")
             services.runner.wake()
         return Response(status=204)

@@ -96,6 +96,19 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchone()
 
+    def _page(
+        self, sql: str, params: list[Any], op: str, seq: int | None, order: str, limit: int | None
+    ) -> list[sqlite3.Row]:
+        """Keyset page of ``sql``: rows with ``seq <op> seq`` (if given), ordered by seq, at most ``limit``."""
+        if seq is not None:
+            sql += f" AND seq {op} ?"
+            params = [*params, seq]
+        sql += f" ORDER BY seq {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, limit]
+        return self._all(sql, params)
+
     def _exec(self, sql: str, params: Iterable[Any] = ()) -> int:
         with self._lock:
             return self._db.execute(sql, tuple(params)).rowcount
@@ -131,15 +144,7 @@ class JobStore:
     def list_jobs(self, user_id: str, limit: int | None, before_seq: int | None) -> list[dict]:
         """Newest first; ``before_seq`` continues a previous page (keyset pagination)."""
         sql = f"SELECT {LIST_COLUMNS} FROM jobs WHERE user_id = ?"
-        params: list[Any] = [user_id]
-        if before_seq is not None:
-            sql += " AND seq < ?"
-            params.append(before_seq)
-        sql += " ORDER BY seq DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [_job_dict(r) for r in self._all(sql, params)]
+        return [_job_dict(r) for r in self._page(sql, [user_id], "<", before_seq, "DESC", limit)]
 
     def update_job(self, job_id: str, where: str = "", where_params: Iterable[Any] = (), **fields: Any) -> bool:
         """Set columns (JSON-encoding dicts); ``where`` adds a guard like ``status = 'running'``."""
@@ -149,21 +154,26 @@ class JobStore:
         sql = f"UPDATE jobs SET {cols} WHERE id = ?" + (f" AND ({where})" if where else "")
         return self._exec(sql, [*values, job_id, *where_params]) > 0
 
+    def cancel_if_active(self, job_id: str) -> bool:
+        """Mark a queued or running job canceled; False if it was neither."""
+        return self.update_job(job_id, where=f"status IN ({_marks(ACTIVE)})", where_params=ACTIVE, status="canceled")
+
     def delete_job(self, job_id: str) -> None:
-        with self._lock:
+        """Remove a job and its logs in one transaction (no orphan logs if the process dies between)."""
+        with self._lock, self._db:  # the connection commits on success, rolls back on error
+            self._db.execute("BEGIN")
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             self._db.execute("DELETE FROM logs WHERE job_id = ?", (job_id,))
 
     def jobs_with_status(self, statuses: Iterable[str]) -> list[dict]:
         statuses = list(statuses)
-        marks = ", ".join("?" for _ in statuses)
-        rows = self._all(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY seq", statuses)
+        rows = self._all(f"SELECT * FROM jobs WHERE status IN ({_marks(statuses)}) ORDER BY seq", statuses)
         return [_job_dict(r) for r in rows]
 
     def count_active(self, user_id: str, statuses: Iterable[str] = ACTIVE) -> int:
         statuses = list(statuses)
-        marks = ", ".join("?" for _ in statuses)
-        row = self._one(f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({marks})", [user_id, *statuses])
+        sql = f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({_marks(statuses)})"
+        row = self._one(sql, [user_id, *statuses])
         return int(row[0])
 
     def queued_jobs(self) -> list[sqlite3.Row]:
@@ -182,17 +192,8 @@ class JobStore:
 
     def logs(self, job_id: str, min_level: str, after: int | None, limit: int | None) -> list[dict]:
         levels = LOG_LEVELS[LOG_LEVELS.index(min_level) :]
-        marks = ", ".join("?" for _ in levels)
-        sql = f"SELECT seq, level, message, time, code FROM logs WHERE job_id = ? AND level IN ({marks})"
-        params: list[Any] = [job_id, *levels]
-        if after is not None:
-            sql += " AND seq > ?"
-            params.append(after)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [dict(r) for r in self._all(sql, params)]
+        sql = f"SELECT seq, level, message, time, code FROM logs WHERE job_id = ? AND level IN ({_marks(levels)})"
+        return [dict(r) for r in self._page(sql, [job_id, *levels], ">", after, "ASC", limit)]
 
     # -- user-defined processes --------------------------------------------------------------
     def put_udp(self, user_id: str, udp_id: str, definition: dict) -> None:
@@ -227,6 +228,11 @@ class JobStore:
 
     def delete_token(self, token_hash: str) -> None:
         self._exec("DELETE FROM tokens WHERE hash = ?", (token_hash,))
+
+
+def _marks(values: Iterable[Any]) -> str:
+    """``?, ?, ?`` for an SQL ``IN (...)`` list of these values."""
+    return ", ".join("?" for _ in values)
 
 
 def _job_dict(row: sqlite3.Row) -> dict:
