@@ -13,26 +13,20 @@ from qgis.PyQt.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyM
 from qgis.PyQt.QtGui import QBrush, QColor
 
 from ..core import statuses
+from ..gis.tile_style import MAP_TIP_FIELDS
 from .i18n import translator
 
 tr = translator("TileTable")
 
-#: (column in the job database, header) in display order.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tile_id", "Tile"),
-    ("status", "Status"),
-    ("id", "Job id"),
-    ("backend_name", "Backend"),
-    ("duration", "Duration"),
-    ("costs", "Costs"),
-)
+#: Job database columns shown, in display order: the map tip's, but the last error (too long for a cell).
+COLUMNS: tuple[str, ...] = tuple(field for field, _caption in MAP_TIP_FIELDS if field != "last_error")
 DB_COLUMNS = ("fid", "tile_id", "status", "id", "backend_name", "duration", "costs", "result_dir", "last_error")
 FID_ROLE = Qt.UserRole + 1
 STATUS_ROLE = Qt.UserRole + 2
 
 
 def headers() -> list[str]:
-    """Column titles (written out so translation tools find them)."""
+    """Column titles, one per :data:`COLUMNS` entry (written out so translation tools find them)."""
     return [tr("Tile"), tr("Status"), tr("Job id"), tr("Backend"), tr("Duration"), tr("Costs")]
 
 
@@ -90,7 +84,7 @@ class TileTableModel(QAbstractTableModel):
         if not index.isValid():
             return None
         row = self._rows[index.row()]
-        column = COLUMNS[index.column()][0]
+        column = COLUMNS[index.column()]
         value = row.get(column)
         if role == Qt.DisplayRole:
             if column == "costs":
