@@ -126,6 +126,9 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
         confirm = self.parameterAsBool(parameters, self.CONFIRM_MANY, context)
         source = self.parameterAsSource(parameters, self.AOI_LAYER, context)
         as_tiles = self.parameterAsBool(parameters, self.POLYGONS_AS_TILES, context)
+        options = dict(
+            tile_size=tile_size, crs=tiling_crs, anchor=anchor, clip=clip, max_tiles=max_tiles, confirm_many=confirm
+        )
 
         try:
             if source is not None:
@@ -152,16 +155,8 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
                         confirm_many=confirm,
                     )
                 else:
-                    aoi = shapely.from_wkt(QgsGeometry.unaryUnion(geometries).asWkt())
                     grid = make_grid(
-                        aoi,
-                        tile_size=tile_size,
-                        crs=tiling_crs,
-                        aoi_crs=source_crs,
-                        anchor=anchor,
-                        clip=clip,
-                        max_tiles=max_tiles,
-                        confirm_many=confirm,
+                        shapely.from_wkt(QgsGeometry.unaryUnion(geometries).asWkt()), aoi_crs=source_crs, **options
                     )
             else:
                 extent = self.parameterAsExtent(parameters, self.EXTENT, context)
@@ -175,15 +170,7 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
                     "north": extent.yMaximum(),
                     "crs": crs_text(extent_crs) if extent_crs.isValid() else (tiling_crs or "EPSG:4326"),
                 }
-                grid = make_grid(
-                    bbox,
-                    tile_size=tile_size,
-                    crs=tiling_crs,
-                    anchor=anchor,
-                    clip=clip,
-                    max_tiles=max_tiles,
-                    confirm_many=confirm,
-                )
+                grid = make_grid(bbox, **options)
         except GridError as exc:
             raise QgsProcessingException(str(exc)) from exc
         for message in grid.messages:
