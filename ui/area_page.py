@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import (
 from .aoi import Aoi
 from .aoi_controller import AoiController
 from .i18n import translator
-from .widgets import FieldMessage, format_km2, hint, icon, new_form
+from .widgets import FieldMessage, button_row, format_km2, hint, icon, new_form
 
 tr = translator("AreaPage")
 
@@ -93,13 +93,9 @@ class AreaPage(QWidget):
         form.addRow(tr("Source:"), self.source_label)
         form.addRow(tr("CRS:"), self.crs_label)
         form.addRow(tr("Area:"), self.area_label)
-        buttons = QHBoxLayout()
         self.zoom_button = QPushButton(tr("Zoom to area"))
         self.clear_button = QPushButton(tr("Clear"))
-        buttons.addWidget(self.zoom_button)
-        buttons.addWidget(self.clear_button)
-        buttons.addStretch(1)
-        form.addRow(buttons)
+        form.addRow(button_row(self.zoom_button, self.clear_button))
         self.zoom_button.clicked.connect(controller.zoom_to_aoi)
         self.clear_button.clicked.connect(controller.clear)
         layout.addWidget(current)

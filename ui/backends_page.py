@@ -15,7 +15,6 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -40,7 +39,7 @@ from .device_flow import DeviceFlowBridge, DeviceFlowDialog, SignInCancelledErro
 from .i18n import translator
 from .proxies import qgis_proxies
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, hint, new_form
+from .widgets import FieldMessage, add_field, button_row, hint, new_form
 
 tr = translator("BackendsPage")
 log = logging.getLogger(__name__)
@@ -113,21 +112,13 @@ class BackendsPage(QWidget):
         self.list.setMinimumHeight(90)
         self.list.setMaximumHeight(160)
         layout.addWidget(self.list)
-        row = QHBoxLayout()
         self.add_button = QPushButton(tr("Add"))
         self.edit_button = QPushButton(tr("Edit"))
         self.remove_button = QPushButton(tr("Remove"))
-        for button in (self.add_button, self.edit_button, self.remove_button):
-            row.addWidget(button)
-        row.addStretch(1)
-        layout.addLayout(row)
-        row = QHBoxLayout()
+        layout.addLayout(button_row(self.add_button, self.edit_button, self.remove_button))
         self.test_button = QPushButton(tr("Test connection"))
         self.sign_in_button = QPushButton(tr("Sign in"))
-        row.addWidget(self.test_button)
-        row.addWidget(self.sign_in_button)
-        row.addStretch(1)
-        layout.addLayout(row)
+        layout.addLayout(button_row(self.test_button, self.sign_in_button))
         self.state_label = QLabel()
         self.state_label.setWordWrap(True)
         self.state_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -162,13 +153,9 @@ class BackendsPage(QWidget):
         self.parallel.setClearValue(2)
         self.parallel.setValue(2)
         add_field(form, tr("Parallel jobs"), self.parallel, tr("Batch jobs running at once on this backend"))
-        buttons = QHBoxLayout()
         self.save_button = QPushButton(tr("Save"))
         self.cancel_button = QPushButton(tr("Cancel"))
-        buttons.addWidget(self.save_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
-        form.addRow(buttons)
+        form.addRow(button_row(self.save_button, self.cancel_button))
         layout.addWidget(self.editor)
         self.editor.hide()
         layout.addStretch(1)

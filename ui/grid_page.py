@@ -19,7 +19,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QRadioButton,
@@ -33,7 +32,7 @@ from .aoi import Aoi
 from .i18n import translator
 from .map_tools import AoiRubberBand
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, hint, icon, new_form
+from .widgets import FieldMessage, add_field, button_row, hint, icon, new_form
 
 tr = translator("GridPage")
 log = logging.getLogger(__name__)
@@ -181,11 +180,8 @@ class GridPage(QWidget):
         self.database_message = add_field(
             form, tr("GeoPackage"), self.database, tr("The tiles and the state of their jobs, in one file")
         )
-        row = QHBoxLayout()
         self.create_button = QPushButton(icon("grid"), tr("Create grid"))
-        row.addWidget(self.create_button)
-        row.addStretch(1)
-        form.addRow(row)
+        form.addRow(button_row(self.create_button))
         self.create_message = FieldMessage()
         form.addRow(self.create_message)
         layout.addWidget(output)

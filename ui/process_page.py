@@ -17,7 +17,6 @@ from qgis.PyQt.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -34,7 +33,7 @@ from .i18n import translator
 from .param_form import ParameterForm
 from .proxies import qgis_proxies
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, hint, new_form
+from .widgets import FieldMessage, add_field, button_row, hint, new_form
 
 tr = translator("ProcessPage")
 log = logging.getLogger(__name__)
@@ -105,14 +104,10 @@ class ProcessPage(QWidget):
         self.graph_file = QgsFileWidget()
         self.graph_file.setFilter(tr("Process graph (*.json)"))
         self.graph_file_message = add_field(form, tr("File"), self.graph_file)
-        row = QHBoxLayout()
         self.load_button = QPushButton(tr("Load definition"))
         self.demo_button = QPushButton(tr("Demo process"))
         self.demo_button.setToolTip(tr("The cloud-free composite of the Local demo backend"))
-        row.addWidget(self.load_button)
-        row.addWidget(self.demo_button)
-        row.addStretch(1)
-        form.addRow(row)
+        form.addRow(button_row(self.load_button, self.demo_button))
         self.load_message = FieldMessage()
         form.addRow(self.load_message)
         layout.addWidget(source)

@@ -9,6 +9,7 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
     QFormLayout,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QLayout,
     QScrollArea,
@@ -76,6 +77,15 @@ def add_field(form: QFormLayout, label: str, field: QWidget | QLayout, tooltip: 
         caption.setToolTip(tooltip)
     form.addRow(caption, container)
     return message
+
+
+def button_row(*buttons: QWidget) -> QHBoxLayout:
+    """``buttons`` side by side, left-aligned."""
+    row = QHBoxLayout()
+    for button in buttons:
+        row.addWidget(button)
+    row.addStretch(1)
+    return row
 
 
 def new_form() -> QFormLayout:
