@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import openeo
 import requests
-from openeo.rest.auth.auth import BearerAuth, OidcBearerAuth
+from openeo.rest.auth.auth import OidcBearerAuth
 from openeo.rest.auth.oidc import (
     DefaultOidcClientGrant,
     OidcClientCredentialsAuthenticator,
@@ -494,10 +494,6 @@ class Backend:
         else:
             self._lifetime = self._expires_at = None
         self.needs_sign_in = False
-
-    def bearer_auth(self) -> Optional[BearerAuth]:
-        auth = self.auth
-        return auth if isinstance(auth, BearerAuth) else None
 
 
 @dataclass

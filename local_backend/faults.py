@@ -28,10 +28,6 @@ class FaultInjector:
             self._config = config
             self._random = random.Random(config.seed)
 
-    def applies_to(self, endpoint: str) -> bool:
-        patterns = self.config.endpoints
-        return not patterns or any(fnmatch.fnmatchcase(endpoint, p) for p in patterns)
-
     def draw(self, endpoint: str) -> tuple[float, str | None]:
         """(latency seconds, action) with action one of None, "drop", "500", "502", "503", "429"."""
         with self._lock:

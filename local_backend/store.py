@@ -226,9 +226,6 @@ class JobStore:
     def get_token(self, token_hash: str) -> sqlite3.Row | None:
         return self._one("SELECT kind, user_id, expires FROM tokens WHERE hash = ?", (token_hash,))
 
-    def delete_token(self, token_hash: str) -> None:
-        self._exec("DELETE FROM tokens WHERE hash = ?", (token_hash,))
-
 
 def _marks(values: Iterable[Any]) -> str:
     """``?, ?, ?`` for an SQL ``IN (...)`` list of these values."""
