@@ -222,6 +222,47 @@ def _parse_utc(value: Any) -> Optional[float]:
     return dt.timestamp()
 
 
+def _net_moves(
+    moves: Iterable[tuple[int, Any, Optional[str], str]],
+    prior: Optional[Callable[[int, Optional[str]], Optional[str]]] = None,
+) -> dict[int, tuple[Any, Optional[str], str]]:
+    """Per fid: (tile id, status before the round, status after), from a round's moves in order.
+
+    ``prior(fid, old)`` gives the status known before the round where it may differ from ``old``."""
+    final: dict[int, tuple[Any, Optional[str], str]] = {}
+    for fid, tid, old, new in moves:
+        first_old = final[fid][1] if fid in final else (prior(fid, old) if prior else old)
+        final[fid] = (tid, first_old, new)
+    return final
+
+
+def _count_moves(
+    final: dict[int, tuple[Any, Optional[str], str]], counts: dict[Any, int]
+) -> dict[str, list[tuple[int, Any]]]:
+    """Apply net moves to ``counts``; the (fid, tile id) pairs that really changed, by new status."""
+    by_new: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+    for fid, (tid, old, new) in final.items():
+        if old == new:
+            continue
+        if old is not None:
+            counts[old] = counts.get(old, 0) - 1
+        counts[new] = counts.get(new, 0) + 1
+        by_new[new].append((fid, tid))
+    return by_new
+
+
+def _emit_changes(
+    by_new: dict[str, list[tuple[int, Any]]],
+    report: Optional[dict[str, list[Any]]],
+    emit: Callable[[StatusChange], None],
+) -> None:
+    for status, items in by_new.items():
+        change = StatusChange(status=status, tile_ids=tuple(t for _, t in items), fids=tuple(f for f, _ in items))
+        if report is not None:
+            report[status] = list(change.tile_ids)
+        emit(change)
+
+
 def _usage_text(job: dict, key: str) -> Optional[str]:
     usage = job.get("usage")
     if not isinstance(usage, dict) or key not in usage:
@@ -1244,41 +1285,13 @@ class Scheduler:
         rnd.updates = {}
 
     def _emit_round(self, rnd: _Round, report: Optional[StepReport] = None) -> None:
-        by_status: dict[str, list[tuple[int, Any]]] = defaultdict(list)
-        final: dict[int, tuple[Any, Optional[str], str]] = {}
-        for fid, tid, old, new in rnd.status_moves:
-            first_old = final[fid][1] if fid in final else old
-            final[fid] = (tid, first_old, new)
-        for fid, (tid, old, new) in final.items():
-            if old == new:
-                continue
-            if old is not None:
-                self._counts[old] = self._counts.get(old, 0) - 1
-            self._counts[new] = self._counts.get(new, 0) + 1
-            by_status[new].append((fid, tid))
-        for status, items in by_status.items():
-            change = StatusChange(status=status, tile_ids=tuple(t for _, t in items), fids=tuple(f for f, _ in items))
-            if report is not None:
-                report.changes[status] = list(change.tile_ids)
-            self.events.on_status_changed(change)
-        rfinal: dict[int, tuple[Any, Optional[str], str]] = {}
-        for fid, tid, old, new in rnd.result_moves:
-            first_old = rfinal[fid][1] if fid in rfinal else self._result_of.get(fid, old)
-            rfinal[fid] = (tid, first_old, new)
-        by_result: dict[str, list[tuple[int, Any]]] = defaultdict(list)
-        for fid, (tid, old, new) in rfinal.items():
+        by_status = _count_moves(_net_moves(rnd.status_moves), self._counts)
+        _emit_changes(by_status, report.changes if report else None, self.events.on_status_changed)
+        rfinal = _net_moves(rnd.result_moves, self._result_of.get)
+        for fid, (_tid, _old, new) in rfinal.items():
             self._result_of[fid] = new
-            if old == new:
-                continue
-            if old is not None:
-                self._result_counts[old] = self._result_counts.get(old, 0) - 1
-            self._result_counts[new] = self._result_counts.get(new, 0) + 1
-            by_result[new].append((fid, tid))
-        for status, items in by_result.items():
-            change = StatusChange(status=status, tile_ids=tuple(t for _, t in items), fids=tuple(f for f, _ in items))
-            if report is not None:
-                report.result_changes[status] = list(change.tile_ids)
-            self.events.on_result_status_changed(change)
+        by_result = _count_moves(rfinal, self._result_counts)
+        _emit_changes(by_result, report.result_changes if report else None, self.events.on_result_status_changed)
         for fid, (_tid, _old, new) in rfinal.items():
             if new in (DOWNLOADED, FAILED):
                 self._result_of.pop(fid, None)
