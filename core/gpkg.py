@@ -55,7 +55,8 @@ _HEADER = struct.Struct("<2sBBi")  # magic, version, flags, srs_id
 _ENVELOPE_SIZES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """An SQLite identifier in double quotes (embedded quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -278,7 +279,7 @@ def create_feature_table(
     srs_id: int,
     description: str = "",
 ) -> None:
-    q = _quote(table)
+    q = quote_identifier(table)
     conn.execute(
         f"CREATE TABLE {q} ({FID_COLUMN} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, "
         f"{GEOMETRY_COLUMN} {geometry_type}, {columns_sql})"
@@ -320,11 +321,11 @@ def bulk_insert(conn: sqlite3.Connection, table: str, columns: Sequence[str], va
     for name, seq in zip(names, values):
         conn.create_function(name, 1, seq.__getitem__, deterministic=True)
     try:
-        cols = ", ".join(_quote(c) for c in columns)
+        cols = ", ".join(quote_identifier(c) for c in columns)
         calls = ", ".join(f"{name}(i)" for name in names)
         conn.execute(
             "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?) "
-            f"INSERT INTO {_quote(table)} ({cols}) SELECT {calls} FROM s",
+            f"INSERT INTO {quote_identifier(table)} ({cols}) SELECT {calls} FROM s",
             (n - 1,),
         )
     finally:
@@ -438,7 +439,7 @@ def fill_rtree(conn: sqlite3.Connection, table: str, fids: Iterable[int], bounds
 def create_rtree_triggers(conn: sqlite3.Connection, table: str) -> None:
     t, c, i = table, GEOMETRY_COLUMN, FID_COLUMN
     rt = f'"rtree_{t}_{c}"'
-    q = _quote(t)
+    q = quote_identifier(t)
     values = f"(NEW.{i}, ST_MinX(NEW.{c}), ST_MaxX(NEW.{c}), ST_MinY(NEW.{c}), ST_MaxY(NEW.{c}))"
     script = f"""
         CREATE TRIGGER "rtree_{t}_{c}_insert" AFTER INSERT ON {q}

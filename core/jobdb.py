@@ -199,8 +199,7 @@ def _from_sql(column: str, value: Any) -> Any:
     return value
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_q = gpkg.quote_identifier
 
 
 class JobDB:
