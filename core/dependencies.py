@@ -18,12 +18,6 @@ RUNTIME_MODULES: dict[str, str] = {
     "rasterio": "rasterio",
 }
 
-#: What only the Local demo backend needs (its process engine).
-LOCAL_BACKEND_MODULES: dict[str, str] = {
-    "openeo-pg-parser-networkx": "openeo_pg_parser_networkx",
-    "openeo-processes-dask": "openeo_processes_dask",
-}
-
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -34,10 +28,6 @@ def missing(modules: dict[str, str]) -> list[str]:
 
 def missing_runtime() -> list[str]:
     return missing(RUNTIME_MODULES)
-
-
-def missing_local_backend() -> list[str]:
-    return missing(LOCAL_BACKEND_MODULES)
 
 
 def install_command(requirements_file: str = "requirements.txt") -> str:

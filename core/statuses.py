@@ -78,7 +78,3 @@ def color_of(status: str | None) -> str:
 
 def fill_opacity_of(status: str | None) -> float:
     return FINISHED_FILL_OPACITY if status == FINISHED else FILL_OPACITY
-
-
-def is_active(status: str | None) -> bool:
-    return status in ACTIVE_STATUSES
