@@ -221,3 +221,23 @@ def test_existing_run_is_replaced_only_after_a_second_click_and_can_be_reopened(
     assert dock.run_page.model.rowCount() == grid_page.preview_count
     assert not dock.run_controller.open_run(str(tmp_path / "missing.gpkg"))
     assert dock.run_page.start_message.text()
+
+
+def test_local_demo_preset_starts_the_backend_in_the_background(dock, qtbot, tmp_path, monkeypatch) -> None:
+    """Picking the preset must not block QGIS while the backend starts; its URL arrives when it is up."""
+    import requests
+
+    from openeo_tile_jobs.ui import local_demo
+
+    monkeypatch.setattr(local_demo, "data_dir", lambda: tmp_path / "local_backend")
+    monkeypatch.setattr(local_demo, "OPTIONS", {"auth": "none", "pixel_size": 200.0})
+    assert local_demo.running_url() is None
+    page = dock.backends_page
+    qtbot.mouseClick(page.add_button, Qt.LeftButton)
+    page.preset.setCurrentIndex(page.preset.findData("local"))
+    assert page.url.text() == ""  # back on the main thread at once, the start goes on in a task
+    assert "Starting" in page.url.placeholderText()
+    qtbot.waitUntil(lambda: page.url.text() != "", timeout=30_000)
+    assert page.url.text() == local_demo.running_url()
+    assert requests.get(page.url.text() + "/", timeout=5).json()["api_version"] == "1.2.0"
+    # the panel's close_down (the plugin's unload) stops the backend it started

@@ -90,16 +90,27 @@ def test_connection(profile: BackendProfile, provider: Callable, proxies: Option
     return ConnectionReport(version, True, user)
 
 
+URL_PLACEHOLDER = "https://openeo.example.org"
+
+
 class BackendsPage(QWidget):
     """The list of backends and the editor of one backend."""
 
     profilesChanged = pyqtSignal()
     message = pyqtSignal(str, int)
 
-    def __init__(self, parent: Optional[QWidget] = None, local_backend_url: Optional[Callable[[], str]] = None):
+    def __init__(
+        self,
+        parent: Optional[QWidget] = None,
+        local_backend_url: Optional[Callable[[], str]] = None,
+        running_local_backend_url: Optional[Callable[[], Optional[str]]] = None,
+    ):
         super().__init__(parent)
-        #: Returns the URL of the Local demo backend, starting it if needed (set by the dock).
+        #: Returns the URL of the Local demo backend, starting it if needed (set by the dock; a
+        #: start takes a while, so it is called in a background task).
         self.local_backend_url = local_backend_url
+        #: Returns its URL when it already runs, else None (cheap: called on the main thread).
+        self.running_local_backend_url = running_local_backend_url
         self.profiles: list[BackendProfile] = self._load_profiles()
         self.reports: dict[str, ConnectionReport] = {}
         self.sign_in_dialog: Optional[DeviceFlowDialog] = None
@@ -137,7 +148,7 @@ class BackendsPage(QWidget):
         self.name = QLineEdit()
         self.name_message = add_field(form, tr("Name"), self.name)
         self.url = QLineEdit()
-        self.url.setPlaceholderText("https://openeo.example.org")
+        self.url.setPlaceholderText(URL_PLACEHOLDER)
         self.url_message = add_field(form, tr("URL"), self.url)
         self.auth = QComboBox()
         for key, label in auth_labels().items():
@@ -284,18 +295,30 @@ class BackendsPage(QWidget):
         for message in (self.name_message, self.url_message, self.auth_message, self.authcfg_message):
             message.clear_message()
 
+    def _start_local_backend(self) -> None:
+        """Start the Local demo backend off the main thread; its URL fills the field when it is up."""
+        self.url.setPlaceholderText(tr("Starting the Local demo backend…"))
+
+        def done(url: str) -> None:
+            self.url.setPlaceholderText(URL_PLACEHOLDER)
+            if self.preset.currentData() == PRESET_LOCAL and not self.url.text():
+                self.url.setText(url)
+
+        def failed(exc: BaseException) -> None:
+            self.url.setPlaceholderText(URL_PLACEHOLDER)
+            self.url_message.show_message(tr("Cannot start the Local demo backend: {error}").format(error=exc))
+
+        run_in_background(tr("Starting the Local demo backend"), lambda _task: self.local_backend_url(), done, failed)
+
     def _apply_preset(self) -> None:
         preset = self.preset.currentData()
         if preset == PRESET_LOCAL:
-            url = ""
-            try:
-                url = self.local_backend_url() if self.local_backend_url else ""
-            except Exception as exc:  # noqa: BLE001 (shown beside the field)
-                self.url_message.show_message(tr("Cannot start the Local demo backend: {error}").format(error=exc))
             self.name.setText(tr("Local demo"))
-            self.url.setText(url or "")
+            self.url.setText((self.running_local_backend_url and self.running_local_backend_url()) or "")
             self.auth.setCurrentIndex(self.auth.findData(AUTH_OIDC_DEVICE))
             self.parallel.setValue(2)
+            if not self.url.text() and self.local_backend_url is not None:
+                self._start_local_backend()
         elif preset == PRESET_CDSE:
             self.name.setText(tr("CDSE federation"))
             self.url.setText(CDSE_FEDERATION_URL)

@@ -44,7 +44,9 @@ class TileJobsDock(QDockWidget):
         self.aoi_controller = AoiController(iface, self)
         self.area_page = AreaPage(self.aoi_controller)
         self.grid_page = GridPage(canvas)
-        self.backends_page = BackendsPage(local_backend_url=self.local_backend_url)
+        self.backends_page = BackendsPage(
+            local_backend_url=self.local_backend_url, running_local_backend_url=self.running_local_backend_url
+        )
         self.process_page = ProcessPage()
         self.run_page = RunPage()
         from .run_controller import RunController
@@ -97,10 +99,15 @@ class TileJobsDock(QDockWidget):
         return CredentialSnapshot([p for p in profiles if p is not None], self)
 
     def local_backend_url(self) -> str:
-        """The URL of the Local demo backend, started in this QGIS on first use."""
+        """The URL of the Local demo backend, started in this QGIS on first use (a worker thread's call)."""
         from .local_demo import local_backend_url
 
         return local_backend_url()
+
+    def running_local_backend_url(self) -> Optional[str]:
+        from .local_demo import running_url
+
+        return running_url()
 
     def show_step(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)

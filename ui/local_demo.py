@@ -19,6 +19,9 @@ _backend: Optional[Any] = None
 _started_here = False
 #: Keyword arguments for the LocalBackend the preset starts (tests and the demo may change them first).
 OPTIONS: dict[str, Any] = {"auth": "oidc", "pixel_size": 100.0}
+#: The port tried first, so that the URL saved with a backend (and a run's process URL) still
+#: works after QGIS restarts; a free port is used when it is taken.
+PREFERRED_PORT = 8089
 
 
 def data_dir() -> Path:
@@ -28,7 +31,11 @@ def data_dir() -> Path:
 
 
 def local_backend_url() -> str:
-    """Start the Local demo backend (once) on 127.0.0.1 and return its URL."""
+    """Start the Local demo backend (once) on 127.0.0.1 and return its URL.
+
+    Starting takes a noticeable fraction of a second (imports, SQLite, threads): call it from a
+    background task, or use :func:`running_url` on the main thread.
+    """
     global _backend, _started_here
     with _lock:
         if _backend is None:
@@ -36,10 +43,19 @@ def local_backend_url() -> str:
 
             folder = data_dir()
             folder.mkdir(parents=True, exist_ok=True)
-            _backend = LocalBackend(data_dir=str(folder), port=0, **OPTIONS).start()
+            try:
+                _backend = LocalBackend(data_dir=str(folder), port=PREFERRED_PORT, **OPTIONS).start()
+            except OSError:  # the port is taken (another QGIS, `make demo`): any free one
+                _backend = LocalBackend(data_dir=str(folder), port=0, **OPTIONS).start()
             _started_here = True
             log.info("Local demo backend started at %s", _backend.url)
         return _backend.url
+
+
+def running_url() -> Optional[str]:
+    """The URL of the Local demo backend when it is already running (no start: main-thread safe)."""
+    backend = _backend
+    return backend.url if backend is not None else None
 
 
 def running_backend() -> Optional[Any]:
