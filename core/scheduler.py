@@ -33,7 +33,6 @@ or put the backend in "needs sign-in" (its tiles wait), a 4xx on create makes th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -583,13 +582,13 @@ class Scheduler:
             self._download_meta[int(r["fid"])] = (r.get("tile_id"), r["id"], r.get("backend_name") or "")
         self._flush(rnd)
         self._emit_round(rnd)
-        self._costs_by_backend = self._sum_costs_by_backend()  # once; then kept up to date in memory
+        self._costs_by_backend = self.db.sum_costs()[1]  # once; then kept up to date in memory
         self._started_up = True
 
     def _recount(self) -> None:
         self._counts = dict(self.db.count_by_status())
         self._total = sum(self._counts.values())
-        self._result_counts = self._count_result_status()
+        self._result_counts = self.db.count_by("result_status")
 
     # ------------------------------------------------------------------ backends
 
@@ -1318,50 +1317,9 @@ class Scheduler:
         _log.log(level, message)
         self.events.on_log(LogLine(level=level, message=message, **kw))
 
-    # ------------------------------------------------------------------ queries the job database lacks
-    # Small read-only SQL on the JobDB's own connection, under its lock (core.jobdb has no such calls).
-
-    @contextlib.contextmanager
-    def _sql(self):
-        lock = getattr(self.db, "_lock", None) or contextlib.nullcontext()
-        with lock:
-            yield self.db.conn
-
     def _rows_by_result_status(self, wanted: Sequence[str]) -> list[dict]:
-        if "result_status" not in self._columns:
-            return []
         cols = [c for c in ("fid", "tile_id", "status", "id", "backend_name", "result_status") if c in self._columns]
-        sel = ", ".join(f'"{c}"' for c in cols)
-        with self._sql() as conn:
-            rows = conn.execute(
-                f"SELECT {sel} FROM {self.db.table} WHERE result_status IN ({','.join('?' * len(wanted))})",
-                list(wanted),
-            ).fetchall()
-        return [dict(zip(cols, r)) for r in rows]
-
-    def _count_result_status(self) -> dict[str, int]:
-        if "result_status" not in self._columns:
-            return {}
-        with self._sql() as conn:
-            rows = conn.execute(
-                f"SELECT result_status, COUNT(*) FROM {self.db.table} WHERE result_status IS NOT NULL "
-                "GROUP BY result_status"
-            ).fetchall()
-        return dict(rows)
-
-    def _sum_costs_by_backend(self) -> dict[str, float]:
-        if "costs" not in self._columns:
-            return {}
-        with self._sql() as conn:
-            rows = conn.execute(
-                f"SELECT backend_name, SUM(costs) FROM {self.db.table} WHERE costs IS NOT NULL GROUP BY backend_name"
-            ).fetchall()
-        return {str(k): float(v or 0) for k, v in rows}
-
-
-# ---------------------------------------------------------------------------------------------
-# A run's setup in its own job database (so a run can be reopened from the file alone)
-# ---------------------------------------------------------------------------------------------
+        return self.db.get_where("result_status", wanted, columns=cols)
 
 
 def _error_message(err: Any) -> str:
