@@ -33,8 +33,8 @@ from ..core.events import LogLine, Progress
 from ..core.jobdb import JobDB
 from ..core.jobspec import JobSpec
 from ..core.run_counts import read_run_counts
+from ..core.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
 from ..core.run_setup import make_scheduler
-from ..gis.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
 from ..gis.run_session import RESULTS_LAYERS, RunSession
 from . import auth
 from .area import demo_grid

@@ -295,7 +295,7 @@ class RunController(QObject):
         run = self.validate()
         if run is None:
             return
-        from ..gis.run_loop import cancel_remote_jobs
+        from ..core.run_loop import cancel_remote_jobs
         from .credentials import CredentialSnapshot
 
         snapshot = CredentialSnapshot(run["profiles"], self)
