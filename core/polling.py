@@ -2,16 +2,19 @@
 
 A backend is asked only when something may have changed there:
 
-* soon after jobs were created and started (at the queue time learned so far), to see
-  ``queued`` -> ``running`` -- unless a check is planned shortly after that anyway;
-* near the expected end of each active job, learned from this run's own finished jobs: the
-  ``progress`` the backend reports (two readings give its rate; one reading and the time the
-  job was first seen running give a first estimate), else the run times and queue times of
-  the jobs of this run that finished on this backend (their lower quartile, so a check rarely
-  comes late);
-* a job past its expected end, or one whose end cannot be guessed yet (no progress, nothing
-  finished yet), is asked about at intervals that grow with its age (a fraction of it), so a
-  short job is seen finishing soon and a long one costs few requests.
+* soon after jobs were started (at the queue time learned so far), to see ``queued`` ->
+  ``running`` -- unless a check is planned shortly after that anyway;
+* near the expected end of each active job, learned from this run's own jobs:
+
+  - with ``progress`` (two readings give its rate; one reading and the time the job was first
+    seen running give a first guess): at the predicted end;
+  - else from the durations (start to end) of the jobs of this run that finished on this
+    backend: nothing before their 10th percentile; inside the window up to their 90th
+    percentile, often enough that the expected wait after a job ends is a small fraction
+    of the window (:data:`CHECKS_PER_WINDOW` checks per job in it, shared by all the jobs
+    in their windows at once); after it, at intervals growing with the job's age;
+  - nothing learned yet (the first jobs, no progress): at intervals growing with the
+    oldest job's age (:data:`UNKNOWN_FRACTION` of it);
 
 Checks are never closer than ``min_interval`` (1 s on loopback, 5 s remote by default) nor
 further apart than ``max_interval`` (120 s) while the backend has jobs; a backend without
@@ -33,14 +36,20 @@ REMOTE_MIN_INTERVAL = 5.0
 DEFAULT_MAX_INTERVAL = 120.0
 #: A job whose end cannot be guessed is asked about after this fraction of its age.
 UNKNOWN_FRACTION = 0.25
-#: A job past its expected end is asked about after this fraction of its age.
-OVERDUE_FRACTION = 0.06
-#: Which quantile of the learned durations is the "expected" end (low: a check is rarely late).
-END_QUANTILE = 0.25
+#: A job past the end its progress predicted is asked about after this fraction of its age.
+OVERDUE_FRACTION = 0.02
+#: One progress reading predicts the end only when the start of running is known to this fraction of the run.
+SINGLE_READING_ERROR = 0.1
+#: The window of a job's likely end: these quantiles of the learned durations.
+WINDOW = (0.1, 0.9)
+#: Checks per job while it is inside its window (the backend's interval divides among its jobs there).
+CHECKS_PER_WINDOW = 5.0
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.
 MERGE_FRACTION = 0.2
+#: With progress, the check after a start comes this fraction of a typical job into its run.
+FIRST_READING_FRACTION = 0.15
 #: Durations kept per kind (the most recent ones).
 MAX_SAMPLES = 64
 
@@ -71,6 +80,7 @@ class _Track:
 
     last_not_running: Optional[float] = None
     running_since: Optional[float] = None
+    running_since_error: float = 0.0  # how far off running_since may be (seconds)
     first_progress: Optional[tuple[float, float]] = None  # (time, percent)
     last_progress: Optional[tuple[float, float]] = None
 
@@ -82,7 +92,8 @@ class PollingPolicy:
     min_interval: float = LOOPBACK_MIN_INTERVAL
     max_interval: float = DEFAULT_MAX_INTERVAL
     queue_times: list[float] = field(default_factory=list)
-    run_times: list[float] = field(default_factory=list)
+    #: Start (request) to end (on the backend) of the finished jobs.
+    total_times: list[float] = field(default_factory=list)
     #: Did the backend ever report a progress strictly between 0 and 100 for a running job?
     reports_progress: bool = False
     #: Wall time of the next check; None: nothing to ask (no active job).
@@ -112,15 +123,17 @@ class PollingPolicy:
             self.next_at = soon
 
     def _soon(self) -> float:
+        """After a start: the learned queue time, plus (when the backend reports progress) a little of
+        the run, so that the same check reads a progress from which the job's end can be predicted."""
         queue = quantile(self.queue_times, 0.5)
-        wait = 2 * self.min_interval if queue is None else queue + 0.5 * self.min_interval
+        wait = self.min_interval if queue is None else queue + 0.5 * self.min_interval
+        typical = self._typical_total()
+        if self.reports_progress and typical is not None:
+            wait += FIRST_READING_FRACTION * typical
         return min(self.max_interval, max(self.min_interval, wait))
 
     def _typical_total(self) -> Optional[float]:
-        run = quantile(self.run_times, 0.5)
-        if run is None:
-            return None
-        return run + (quantile(self.queue_times, 0.5) or 0.0)
+        return quantile(self.total_times, 0.5)
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -134,6 +147,7 @@ class PollingPolicy:
             # It started running between the check that saw it waiting and this one: take the middle.
             before = track.last_not_running if track.last_not_running is not None else job.started_at
             track.running_since = (before + now) / 2 if before <= now else now
+            track.running_since_error = abs(now - before) / 2
             if before >= job.started_at:
                 self._add(self.queue_times, track.running_since - job.started_at)
         p = job.progress
@@ -144,15 +158,12 @@ class PollingPolicy:
             track.last_progress = (now, float(p))
 
     def record_end(self, now: float, job_id: str, started_at: float, ended_at: Optional[float]) -> None:
-        """A job of this backend finished: learn its run time (``ended_at``: the backend's time, if known)."""
-        track = self._tracks.pop(job_id, None)
+        """A job of this backend finished: learn its duration (``ended_at``: the backend's time, if known)."""
+        self._tracks.pop(job_id, None)
         if ended_at is None or not (started_at <= ended_at <= now + 5.0):
             last = self.last_check if self.last_check is not None else now
             ended_at = (min(last, now) + now) / 2  # it ended between the last check and this one
-        running_since = track.running_since if track is not None else None
-        if running_since is None:
-            running_since = started_at + (quantile(self.queue_times, 0.5) or 0.0)
-        self._add(self.run_times, max(0.0, ended_at - max(started_at, running_since)))
+        self._add(self.total_times, ended_at - started_at)
 
     def forget(self, job_id: str) -> None:
         self._tracks.pop(job_id, None)
@@ -164,24 +175,42 @@ class PollingPolicy:
 
     # -- planning -----------------------------------------------------------------------------
 
-    def expected_end(self, job: JobView) -> Optional[float]:
-        """When ``job`` will probably have ended (wall seconds); None when nothing says."""
+    def predicted_end(self, job: JobView) -> Optional[float]:
+        """The end ``job``'s progress predicts (wall seconds); None without progress readings."""
         track = self._tracks.get(job.job_id)
-        if job.running and track is not None and track.running_since is not None:
-            first, last = track.first_progress, track.last_progress
-            if first is not None and last is not None and last[0] > first[0] and last[1] > first[1]:
-                rate = (last[1] - first[1]) / (last[0] - first[0])
-                return last[0] + (100.0 - last[1]) / rate
-            if last is not None and last[0] > track.running_since:
-                return track.running_since + (last[0] - track.running_since) * 100.0 / last[1]
-            run = quantile(self.run_times, END_QUANTILE)
-            if run is not None:
-                return track.running_since + run
+        if not job.running or track is None or track.running_since is None or track.last_progress is None:
             return None
-        run = quantile(self.run_times, END_QUANTILE)
-        if run is None:
+        first, last = track.first_progress, track.last_progress
+        if first is not None and last[0] > first[0] and last[1] > first[1]:
+            return last[0] + (100.0 - last[1]) * (last[0] - first[0]) / (last[1] - first[1])
+        elapsed = last[0] - track.running_since
+        if elapsed > 0 and track.running_since_error <= SINGLE_READING_ERROR * elapsed:
+            return track.running_since + elapsed * 100.0 / last[1]
+        return None  # one reading, and when the job began running is too unsure to extrapolate from it
+
+    def end_window(self, job: JobView) -> Optional[tuple[float, float]]:
+        """When ``job`` probably ends, from this backend's finished jobs: (earliest, latest) wall seconds."""
+        lo, hi = quantile(self.total_times, WINDOW[0]), quantile(self.total_times, WINDOW[1])
+        if lo is None or hi is None:
             return None
-        return job.started_at + (quantile(self.queue_times, 0.5) or 0.0) + run
+        return job.started_at + lo, job.started_at + max(hi, lo + self.min_interval)
+
+    def _wait_for(self, now: float, job: JobView, in_window: list[float]) -> Optional[float]:
+        """Seconds until ``job`` should be looked at; None when it is inside its window (see ``in_window``)."""
+        margin = 0.25 * self.min_interval
+        end = self.predicted_end(job)
+        if end is not None:
+            return end + margin - now if end + margin > now else OVERDUE_FRACTION * (now - job.started_at)
+        window = self.end_window(job)
+        if window is None:
+            return UNKNOWN_FRACTION * (now - job.started_at)
+        lo, hi = window
+        if now < lo:
+            return lo - now
+        if now > hi:
+            return (now - lo) / CHECKS_PER_WINDOW  # later than most: growing intervals
+        in_window.append(hi - lo)
+        return None
 
     def plan(self, now: float, jobs: Sequence[JobView], deadlines: Sequence[float] = ()) -> None:
         """After a check that saw ``jobs`` (the backend's active jobs): when to ask next.
@@ -191,17 +220,11 @@ class PollingPolicy:
         if not jobs:
             self.next_at = None
             return
-        margin = 0.25 * self.min_interval
-        waits = []
-        for job in jobs:
-            age = max(0.0, now - job.started_at)
-            end = self.expected_end(job)
-            if end is None:
-                waits.append(UNKNOWN_FRACTION * age)
-            elif end + margin > now:
-                waits.append(end + margin - now)
-            else:
-                waits.append(OVERDUE_FRACTION * age)
+        in_window: list[float] = []
+        waits = [w for w in (self._wait_for(now, job, in_window) for job in jobs) if w is not None]
+        if in_window:
+            # Each job in its window gets CHECKS_PER_WINDOW checks there; jobs in their windows share them.
+            waits.append(min(in_window) / (CHECKS_PER_WINDOW * len(in_window)))
         waits += [t - now for t in deadlines]
         self.next_at = now + min(self.max_interval, max(self.min_interval, min(waits)))
 
@@ -211,7 +234,7 @@ class PollingPolicy:
         self.dirty = False
         return {
             "queue_times": list(self.queue_times),
-            "run_times": list(self.run_times),
+            "total_times": list(self.total_times),
             "reports_progress": self.reports_progress,
         }
 
@@ -219,7 +242,7 @@ class PollingPolicy:
         """Start from what an earlier session of the run learned."""
         if not isinstance(data, dict):
             return
-        for name in ("queue_times", "run_times"):
+        for name in ("queue_times", "total_times"):
             values = data.get(name)
             if isinstance(values, list):
                 setattr(self, name, [float(v) for v in values if isinstance(v, (int, float))][-MAX_SAMPLES:])

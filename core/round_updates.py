@@ -64,8 +64,9 @@ class RoundUpdates:
         return {fid: new for fid, _tid, _old, new in self.status_moves}
 
 
-def utc_now() -> str:
-    return rfc3339.now_utc()
+def utc_text(t: float) -> str:
+    """RFC 3339 (UTC, milliseconds) of ``t`` seconds since the epoch."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_utc(value: Any) -> Optional[float]:
@@ -73,11 +74,11 @@ def parse_utc(value: Any) -> Optional[float]:
     if not value:
         return None
     try:
-        dt = rfc3339.parse_datetime(str(value), with_timezone=True)
-    except Exception:  # noqa: BLE001 - unparsable timestamps are treated as unknown
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))  # fast; RFC 3339 as backends write it
+    except ValueError:
         try:
-            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
+            dt = rfc3339.parse_datetime(str(value), with_timezone=True)
+        except Exception:  # noqa: BLE001 - unparsable timestamps are treated as unknown
             return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
@@ -194,6 +195,10 @@ class RoundBook:
             active_per_backend=dict(self._active_per_backend),
             next_check_in=self.next_check_in(),
         )
+
+    def _utc_now(self) -> str:
+        """Now on the engine's wall clock, as the job database writes times."""
+        return utc_text(self._wall())
 
     def _hook(self, point: str, fid: int) -> None:
         if self.checkpoint is not None:

@@ -29,7 +29,7 @@ from .jobspec import (
     resolve_process,
 )
 from .redact import redact
-from .round_updates import CallResult, RoundUpdates, error_message, utc_now
+from .round_updates import CallResult, RoundUpdates, error_message
 
 CREATED, QUEUED_FOR_START, QUEUED = statuses.CREATED, statuses.QUEUED_FOR_START, statuses.QUEUED
 NOT_STARTED, START_FAILED = statuses.NOT_STARTED, statuses.START_FAILED
@@ -162,7 +162,7 @@ class Starter:
                     backend_name=backend.name,
                     title=req.title,
                     description=req.description,
-                    start_time=utc_now(),
+                    start_time=self._utc_now(),
                     running_start_time=None,
                     progress=None,
                     attempts=attempts,

@@ -24,7 +24,7 @@ from .engine_config import StepReport
 from .jobspec import find_client_token
 from .polling import JobView
 from .redact import redact, redact_obj
-from .round_updates import RoundUpdates, StoppedError, parse_utc, usage_text, utc_now
+from .round_updates import RoundUpdates, StoppedError, parse_utc, usage_text
 
 CREATED, QUEUED_FOR_START = statuses.CREATED, statuses.QUEUED_FOR_START
 RUNNING, FINISHED, ERROR, CANCELED = statuses.RUNNING, statuses.FINISHED, statuses.ERROR, statuses.CANCELED
@@ -303,7 +303,7 @@ class Tracker:
             self._start_sent_at.pop(fid, None)
             return 0
         if new == RUNNING and not row.get("running_start_time"):
-            values["running_start_time"] = utc_now()
+            values["running_start_time"] = self._utc_now()
         if new == ERROR and old != ERROR:
             if error_budget <= 0:
                 return 0  # seen again next round
