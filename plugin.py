@@ -53,7 +53,7 @@ class TileJobsPlugin:
 
         self.dock = TileJobsDock(self.iface.mainWindow(), iface=self.iface)
         self.dock.hide()
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         action = QAction(QIcon(str(RESOURCES / "dock.svg")), tr("openEO Tile Jobs panel"), self.iface.mainWindow())
         action.setObjectName("OpenEOTileJobsToggleDock")
@@ -77,7 +77,7 @@ class TileJobsPlugin:
             self._add_action(action)
         button = self.toolbar.widgetForAction(controller.selection_action)
         if isinstance(button, QToolButton):
-            button.setPopupMode(QToolButton.MenuButtonPopup)
+            button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
 
     def _show_area_step(self) -> None:
         if self.dock is not None:
@@ -97,7 +97,7 @@ class TileJobsPlugin:
             "Missing Python packages: {packages}. Install them with the QPIP plugin, or run: {command}"
         ).format(packages=", ".join(missing), command=dependencies.install_command())
         log.warning(message)
-        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.Warning, 0)
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.MessageLevel.Warning, 0)
 
     def unload(self) -> None:
         if self.provider is not None:

@@ -68,7 +68,7 @@ def status_symbol(status: str | None) -> QgsFillSymbol:
     layer = symbol.symbolLayer(0)
     layer.setFillColor(status_fill_color(status))
     if statuses.fill_opacity_of(status) == 0:
-        layer.setBrushStyle(Qt.NoBrush)  # nothing painted inside a finished tile
+        layer.setBrushStyle(Qt.BrushStyle.NoBrush)  # nothing painted inside a finished tile
     return symbol
 
 
@@ -83,7 +83,7 @@ def label_settings(field: str = LABEL_FIELD) -> QgsPalLayerSettings:
     settings = QgsPalLayerSettings()
     settings.fieldName = field
     settings.isExpression = False
-    settings.placement = QgsPalLayerSettings.OverPoint
+    settings.placement = QgsPalLayerSettings.Placement.OverPoint
     text = QgsTextFormat()
     text.setSize(8)
     text.setColor(QColor(OUTLINE_COLOR))

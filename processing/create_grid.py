@@ -34,7 +34,7 @@ ANCHORS = ("aoi", "global")
 
 def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
     """A CRS as pyproj reads it: the authority id when there is one, else WKT."""
-    return crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+    return crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
 
 
 class CreateGridAlgorithm(TileJobsAlgorithm):
@@ -67,7 +67,7 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterFeatureSource(
                 self.AOI_LAYER,
                 tr("Area of interest (polygon layer; selected features only if so chosen)"),
-                [QgsProcessing.TypeVectorPolygon],
+                [QgsProcessing.SourceType.TypeVectorPolygon],
                 optional=True,
             )
         )
@@ -84,7 +84,7 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
             )
         )
         size = QgsProcessingParameterNumber(
-            self.TILE_SIZE, tr("Tile size (metres)"), QgsProcessingParameterNumber.Double, 5000.0, minValue=0.001
+            self.TILE_SIZE, tr("Tile size (metres)"), QgsProcessingParameterNumber.Type.Double, 5000.0, minValue=0.001
         )
         self.addParameter(size)
         self.addParameter(
@@ -101,16 +101,22 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(self.CLIP, tr("Clip tiles to the area"), False))
         for parameter in (
             QgsProcessingParameterNumber(
-                self.MAX_TILES, tr("Tile limit"), QgsProcessingParameterNumber.Integer, DEFAULT_MAX_TILES, minValue=1
+                self.MAX_TILES,
+                tr("Tile limit"),
+                QgsProcessingParameterNumber.Type.Integer,
+                DEFAULT_MAX_TILES,
+                minValue=1,
             ),
             QgsProcessingParameterBoolean(self.CONFIRM_MANY, tr("Allow more tiles than the limit"), False),
         ):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(parameter)
         self.addParameter(
             QgsProcessingParameterFileDestination(self.OUTPUT, tr("Job database"), tr("GeoPackage (*.gpkg)"))
         )
-        self.addOutput(QgsProcessingOutputVectorLayer(self.TILES, tr("Tiles"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(
+            QgsProcessingOutputVectorLayer(self.TILES, tr("Tiles"), QgsProcessing.SourceType.TypeVectorPolygon)
+        )
         self.addOutput(QgsProcessingOutputNumber(self.TILE_COUNT, tr("Number of tiles")))
 
     def processAlgorithm(self, parameters, context, feedback):

@@ -133,24 +133,24 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.PARALLEL_JOBS, tr("Parallel jobs"), QgsProcessingParameterNumber.Integer, 2, minValue=1
+                self.PARALLEL_JOBS, tr("Parallel jobs"), QgsProcessingParameterNumber.Type.Integer, 2, minValue=1
             )
         )
         advanced = [
             QgsProcessingParameterNumber(
-                self.MAX_ATTEMPTS, tr("Attempts per tile"), QgsProcessingParameterNumber.Integer, 1, minValue=1
+                self.MAX_ATTEMPTS, tr("Attempts per tile"), QgsProcessingParameterNumber.Type.Integer, 1, minValue=1
             ),
             QgsProcessingParameterNumber(
                 self.POLL_INTERVAL,
                 tr("Seconds between rounds"),
-                QgsProcessingParameterNumber.Double,
+                QgsProcessingParameterNumber.Type.Double,
                 1.0,
                 minValue=0.05,
             ),
             QgsProcessingParameterNumber(
                 self.MAX_RUNTIME,
                 tr("Stop after (seconds, 0: when all tiles are done)"),
-                QgsProcessingParameterNumber.Double,
+                QgsProcessingParameterNumber.Type.Double,
                 0.0,
                 minValue=0.0,
             ),
@@ -158,13 +158,13 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterNumber(
                 self.LOCAL_PIXEL_SIZE,
                 tr("Local demo backend pixel size (metres)"),
-                QgsProcessingParameterNumber.Double,
+                QgsProcessingParameterNumber.Type.Double,
                 10.0,
                 minValue=1.0,
             ),
         ]
         for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, tr("Output folder")))
         self.addOutput(QgsProcessingOutputFile(self.JOB_DATABASE, tr("Job database")))

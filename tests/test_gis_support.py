@@ -137,7 +137,7 @@ def render(layers: Iterable[QgsMapLayer], extent: QgsRectangle, size: int = 200)
     job = QgsMapRendererParallelJob(settings)
     job.start()
     job.waitForFinished()
-    image = job.renderedImage().convertToFormat(QImage.Format_ARGB32)
+    image = job.renderedImage().convertToFormat(QImage.Format.Format_ARGB32)
     bits = image.constBits()
     bits.setsize(image.sizeInBytes())
     bgra = np.frombuffer(bits, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()]

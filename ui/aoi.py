@@ -36,7 +36,7 @@ class Aoi:
         measure.setSourceCrs(self.crs, QgsProject.instance().transformContext())
         measure.setEllipsoid("EPSG:7030")
         square_metres = measure.measureArea(self.geometry)
-        return measure.convertAreaMeasurement(square_metres, QgsUnitTypes.AreaSquareKilometers)
+        return measure.convertAreaMeasurement(square_metres, QgsUnitTypes.AreaUnit.AreaSquareKilometers)
 
     def in_crs(self, crs: QgsCoordinateReferenceSystem) -> QgsGeometry:
         geometry = QgsGeometry(self.geometry)
@@ -54,7 +54,7 @@ class Aoi:
     def is_valid_polygon(self) -> bool:
         return (
             not self.geometry.isNull()
-            and self.geometry.type() == QgsWkbTypes.PolygonGeometry
+            and self.geometry.type() == QgsWkbTypes.GeometryType.PolygonGeometry
             and self.geometry.area() > 0
         )
 
@@ -69,7 +69,7 @@ def aoi_from_selected_features(layer: QgsVectorLayer) -> Aoi | None:
         return None
     request = QgsFeatureRequest().setNoAttributes()
     parts = [f.geometry() for f in layer.getSelectedFeatures(request) if f.hasGeometry()]
-    parts = [g for g in parts if g.type() == QgsWkbTypes.PolygonGeometry]
+    parts = [g for g in parts if g.type() == QgsWkbTypes.GeometryType.PolygonGeometry]
     if not parts:
         return None
     union = QgsGeometry.unaryUnion(parts)

@@ -40,7 +40,7 @@ class TileMenuTool(QgsMapToolIdentify):
         layer = self._layer()
         if layer is None:
             return
-        hits = self.identify(event.x(), event.y(), [layer], QgsMapToolIdentify.TopDownStopAtFirst)
+        hits = self.identify(event.x(), event.y(), [layer], QgsMapToolIdentify.IdentifyMode.TopDownStopAtFirst)
         fids = [int(hit.mFeature.id()) for hit in hits]
         rows = self._rows(fids) if fids else []
         if not rows:
@@ -56,7 +56,7 @@ class TileLayerAction(QgsMapLayerAction):
     """ "openEO tile…" in the identify results and the attribute table of the tile layer."""
 
     def __init__(self, layer: QgsMapLayer, rows: RowsForFids, actions: TileActions, parent=None) -> None:
-        super().__init__(tr("openEO tile…"), parent, layer, QgsMapLayerAction.SingleFeature)
+        super().__init__(tr("openEO tile…"), parent, layer, QgsMapLayerAction.Target.SingleFeature)
         self._rows = rows
         self._actions = actions
         self.last_menu: Optional[QMenu] = None
