@@ -24,6 +24,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor
 
 from ..core import statuses
+from .compat import LABEL_OVER_POINT
 
 STATUS_FIELD = "status"
 LABEL_FIELD = "tile_id"
@@ -83,7 +84,7 @@ def label_settings(field: str = LABEL_FIELD) -> QgsPalLayerSettings:
     settings = QgsPalLayerSettings()
     settings.fieldName = field
     settings.isExpression = False
-    settings.placement = QgsPalLayerSettings.Placement.OverPoint
+    settings.placement = LABEL_OVER_POINT
     text = QgsTextFormat()
     text.setSize(8)
     text.setColor(QColor(OUTLINE_COLOR))

@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", "build", "dist", ".qgis-settings", ".git", "__pycache__"}
+#: A line carrying this comment is the old-QGIS branch of a version switch (gis/compat.py).
+FALLBACK_MARK = "# before QGIS "
 REMOVED_IN_QT6 = {
     "QRegExp": "use QRegularExpression",
     "QDesktopWidget": "use QScreen (QGuiApplication.primaryScreen())",
@@ -116,7 +118,7 @@ def check_source(path: Path, source: str) -> list[Finding]:
             finding = _enum_finding(path, node, names, lines)
             if finding:
                 findings.append(finding)
-    return findings
+    return [f for f in findings if FALLBACK_MARK.encode() not in lines[f.line - 1]]
 
 
 def _enum_finding(path: Path, node: ast.Attribute, names: dict[str, object], lines: list[bytes]) -> Finding | None:
@@ -125,9 +127,7 @@ def _enum_finding(path: Path, node: ast.Attribute, names: dict[str, object], lin
         return None
     text = lines[node.lineno - 1][node.col_offset : node.end_col_offset].decode("utf-8")
     if _is_enum_type(owner):
-        if not hasattr(owner, node.attr):
-            return Finding(path, node.lineno, node.col_offset, node.end_col_offset, text, f"{text} does not exist here")
-        return None
+        return _scoped_enum_finding(path, node, owner, text)
     if not isinstance(owner, type):
         return None
     value = getattr(owner, node.attr, None)
@@ -140,6 +140,27 @@ def _enum_finding(path: Path, node: ast.Attribute, names: dict[str, object], lin
     return Finding(
         path, node.lineno, node.col_offset, node.end_col_offset, text, f"unscoped enum {text} -> {fixed}", fixed
     )
+
+
+def _scoped_enum_finding(path: Path, node: ast.Attribute, owner: object, text: str) -> Finding | None:
+    """A scoped spelling that works here only through QGIS's aliases, which QGIS 4 no longer has.
+
+    QGIS 3.30+ moved many class enums into ``Qgis`` (``QgsWkbTypes.GeometryType`` is
+    ``Qgis.GeometryType``) and keeps the old names as aliases until QGIS 4.
+    """
+    where = (path, node.lineno, node.col_offset, node.end_col_offset, text)
+    if not hasattr(owner, node.attr):
+        return Finding(*where, f"{text} does not exist in this QGIS")
+    value = getattr(owner, node.attr)
+    if not isinstance(value, enum.Enum):
+        return None
+    qualname = type(value).__qualname__
+    canonical = f"{qualname}.{value.name}"
+    spelled_home = text.rsplit(".", 2)[0] if text.count(".") >= 2 else ""
+    home = qualname.rsplit(".", 1)[0] if "." in qualname else spelled_home
+    if value.name != node.attr or (spelled_home and home != spelled_home.rsplit(".", 1)[-1]):
+        return Finding(*where, f"{text} is an alias QGIS 4 removes -> {canonical}")
+    return None
 
 
 def python_files(paths: list[Path]) -> list[Path]:
@@ -165,6 +186,8 @@ def fix(path: Path, findings: list[Finding]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import qgis.core  # noqa: F401 - without QGIS nothing would resolve and every file would pass
+
     do_fix = "--fix" in argv
     targets = [Path(a).resolve() for a in argv if not a.startswith("--")] or [ROOT]
     total = 0

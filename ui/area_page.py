@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
@@ -18,6 +17,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..gis.compat import LAYER_FILTER_RASTER, LAYER_FILTER_VECTOR
 from .aoi import Aoi
 from .aoi_controller import AoiController
 from .i18n import translator
@@ -65,7 +65,7 @@ class AreaPage(QWidget):
         from_layer = QGroupBox(tr("From a layer"))
         grid = QGridLayout(from_layer)
         self.layer_combo = QgsMapLayerComboBox()
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.VectorLayer | QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.layer_combo.setFilters(LAYER_FILTER_VECTOR | LAYER_FILTER_RASTER)
         self.layer_combo.setAllowEmptyLayer(True)
         self.layer_combo.setLayer(None)
         grid.addWidget(self.layer_combo, 0, 0, 1, 2)
