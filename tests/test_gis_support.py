@@ -249,3 +249,10 @@ class SubprocessBackend:
         import openeo
 
         return list(openeo.connect(self.url).list_jobs(limit=1000))
+
+
+def test_native_library_round_trips_pass_beside_qgis():
+    """shapely, pyproj and rasterio work in this QGIS process (the check the plugin runs when it loads)."""
+    from openeo_tile_jobs.gis.native_libs import check_bundled_libraries
+
+    assert check_bundled_libraries() == []
