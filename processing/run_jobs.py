@@ -21,7 +21,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterAuthConfig,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -38,6 +37,7 @@ from ..core.run_counts import read_run_counts
 from ..core.run_loop import OUTCOME_DONE, OUTCOME_FAILED, drive
 from ..core.run_setup import make_scheduler
 from ..gis.auth import AuthConfigError, credentials_from_authcfg, fixed_credentials
+from ..gis.compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
 from .common import TileJobsAlgorithm, start_local_backend, tr
 
 AUTH_KINDS = (AUTH_BASIC, AUTH_OIDC_CLIENT_CREDENTIALS)
@@ -133,25 +133,21 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterString(self.PARAMETERS, tr("Parameter values (JSON)"), multiLine=True, optional=True)
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
-                self.PARALLEL_JOBS, tr("Parallel jobs"), QgsProcessingParameterNumber.Integer, 2, minValue=1
-            )
+            QgsProcessingParameterNumber(self.PARALLEL_JOBS, tr("Parallel jobs"), NUMBER_INTEGER, 2, minValue=1)
         )
         advanced = [
-            QgsProcessingParameterNumber(
-                self.MAX_ATTEMPTS, tr("Attempts per tile"), QgsProcessingParameterNumber.Integer, 1, minValue=1
-            ),
+            QgsProcessingParameterNumber(self.MAX_ATTEMPTS, tr("Attempts per tile"), NUMBER_INTEGER, 1, minValue=1),
             QgsProcessingParameterNumber(
                 self.POLL_INTERVAL,
                 tr("Fewest seconds between two checks of a backend (0: 1 s on this computer, 5 s remote)"),
-                QgsProcessingParameterNumber.Double,
+                NUMBER_DOUBLE,
                 0.0,
                 minValue=0.0,
             ),
             QgsProcessingParameterNumber(
                 self.MAX_RUNTIME,
                 tr("Stop after (seconds, 0: when all tiles are done)"),
-                QgsProcessingParameterNumber.Double,
+                NUMBER_DOUBLE,
                 0.0,
                 minValue=0.0,
             ),
@@ -159,13 +155,13 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterNumber(
                 self.LOCAL_PIXEL_SIZE,
                 tr("Local demo backend pixel size (metres)"),
-                QgsProcessingParameterNumber.Double,
+                NUMBER_DOUBLE,
                 10.0,
                 minValue=1.0,
             ),
         ]
         for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | PARAMETER_ADVANCED)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, tr("Output folder")))
         self.addOutput(QgsProcessingOutputFile(self.JOB_DATABASE, tr("Job database")))
