@@ -22,8 +22,12 @@ Settings (keyword arguments of ``LocalBackend``; ``BackendConfig`` holds them):
 - ``max_concurrent_jobs_per_user`` (0 = unlimited) with ``over_limit``: ``"queue"`` (a started job
   waits in ``queued`` until one of the user's running jobs ends) or ``"refuse"`` (starting when the
   user already has that many jobs queued or running answers 400 ``ConcurrentJobLimit``).
-- ``min_queue_time`` / ``min_run_time`` (0 s): a started job stays ``queued`` / ``running`` at least
-  that long, so status transitions can be watched (the job still computes for real).
+- ``queue_time`` / ``run_time`` (0 s; the old names ``min_queue_time`` / ``min_run_time`` still work):
+  a started job stays ``queued`` / ``running`` at least that long, so status transitions can be
+  watched (the job still computes for real). A number of seconds or a distribution,
+  ``"uniform:40,80"`` or ``"lognormal:60,0.3"`` (mean seconds, sigma), drawn per job from
+  ``duration_seed`` (0) and the job's creation number: reproducible whatever the workers' timing.
+- ``report_progress`` (True): False leaves ``progress`` out of job metadata, as many real backends do.
 - ``auth``: ``"none"`` (default: no sign-in needed; anonymous requests are user ``"demo"``, and
   ``/credentials/basic`` accepts any name, which becomes the user id), ``"basic"``, ``"oidc"`` or
   ``"basic+oidc"``; ``users`` ({"demo": "demo"}): user -> password for basic, and the names a
@@ -43,8 +47,10 @@ Settings (keyword arguments of ``LocalBackend``; ``BackendConfig`` holds them):
   ``PUT <root>/_admin/faults`` (JSON of the same fields; ``DELETE`` clears).
 - ``host`` ("127.0.0.1").
 
-Request counts per endpoint: ``backend.request_counts()`` / ``GET <root>/_admin/counts``
-(``backend.reset_counts()`` / ``DELETE``). Admin routes are neither counted nor faulted.
+Request counts per endpoint: ``backend.request_counts()`` / ``GET <root>/_admin/counts``; bytes of
+the response bodies per endpoint: ``backend.response_bytes()``; both at once:
+``GET <root>/_admin/counts?bytes=true`` -> ``{"requests": {...}, "bytes": {...}}``
+(``backend.reset_counts()`` / ``DELETE`` clears both). Admin routes are neither counted nor faulted.
 
 The demo process "cloud-free composite" is served at the stable URL
 ``<root>/udp/cloud_free_composite.json`` (``backend.demo_process_url``), usable as ``namespace``

@@ -85,6 +85,15 @@ def create_app(services: Services) -> Flask:
             )
         raise ApiError("Internal", "Internal server error (injected fault).", 500)
 
+    @app.after_request
+    def count_bytes(resp: Response) -> Response:
+        if not request.path.startswith(ADMIN_PREFIX):
+            size = resp.content_length  # files are streamed; their length (or the range's) is known
+            if size is None and not resp.is_streamed:
+                size = len(resp.get_data())
+            services.counter.add_bytes(_endpoint_key(), size or 0)
+        return resp
+
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
         resp = jsonify(exc.body())
@@ -280,7 +289,8 @@ def create_app(services: Services) -> Flask:
             "budget": job.get("budget"),
             "usage": job.get("usage"),
         }
-        if job["status"] not in ("running", "finished", "error") and meta["progress"] is None:
+        unstarted = job["status"] not in ("running", "finished", "error") and meta["progress"] is None
+        if unstarted or not cfg.report_progress:
             meta.pop("progress")
         if full:
             meta["process"] = job["process"]
@@ -669,6 +679,8 @@ def create_app(services: Services) -> Flask:
 
     @app.get(f"{ADMIN_PREFIX}/counts")
     def admin_counts():
+        if request.args.get("bytes", "").lower() in ("1", "true"):
+            return jsonify({"requests": services.counter.snapshot(), "bytes": services.counter.bytes_snapshot()})
         return jsonify(services.counter.snapshot())
 
     @app.delete(f"{ADMIN_PREFIX}/counts")

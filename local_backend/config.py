@@ -6,8 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .durations import Duration
+
 AUTH_MODES = ("none", "basic", "oidc", "basic+oidc")
 OVER_LIMIT_MODES = ("queue", "refuse")
+ALIASES = {"min_queue_time": "queue_time", "min_run_time": "run_time"}  # the names before distributions
 
 
 @dataclass
@@ -55,8 +58,10 @@ class BackendConfig:
     pixel_size: float = 10.0  # metres, synthetic SENTINEL2_L2A
     max_concurrent_jobs_per_user: int = 0  # queued + running; 0 = unlimited
     over_limit: str = "queue"  # "queue": wait for a free slot; "refuse": 400 ConcurrentJobLimit
-    min_queue_time: float = 0.0  # seconds a started job stays "queued" at least
-    min_run_time: float = 0.0  # seconds a job stays "running" at least (it still computes)
+    queue_time: Duration = field(default_factory=Duration)  # a started job stays "queued" at least this long
+    run_time: Duration = field(default_factory=Duration)  # a job stays "running" at least this long (it computes)
+    duration_seed: int = 0  # queue and run times are drawn per job from this seed (see durations.py)
+    report_progress: bool = True  # False: job metadata has no "progress" (as on many real backends)
     auth: str = "none"
     users: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})  # user -> password
     token_lifetime: float = 3600.0  # seconds, access tokens (basic and OIDC)
@@ -71,11 +76,19 @@ class BackendConfig:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> BackendConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cls)} | set(ALIASES)
         unknown = sorted(set(kwargs) - names)
         if unknown:
             raise TypeError(f"unknown LocalBackend settings {unknown}; known: {sorted(names)}")
+        for old, new in ALIASES.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"give {new} or {old}, not both")
+                kwargs[new] = kwargs.pop(old)
         faults = kwargs.pop("faults", None)
+        for name in ("queue_time", "run_time"):
+            if name in kwargs:
+                kwargs[name] = Duration.parse(kwargs[name])
         config = cls(**kwargs)
         config.faults = faults if isinstance(faults, FaultConfig) else FaultConfig.from_dict(faults)
         config.validate()

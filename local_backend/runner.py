@@ -1,7 +1,7 @@
 """The worker pool: takes queued jobs in order, runs them, records status, usage, costs and logs.
 
 A worker claims the oldest queued job whose owner is below the per-user running limit and
-whose ``min_queue_time`` has passed, marks it running (with a new ``attempt`` number) and
+whose queue time has passed, marks it running (with a new ``attempt`` number) and
 computes it. Every final status update is guarded by ``status = 'running' AND attempt = n``,
 so a job canceled (or restarted) meanwhile is never overwritten by a stale worker.
 """
@@ -80,7 +80,7 @@ class JobRunner:
         limit = self.config.max_concurrent_jobs_per_user
         running = self.store.running_per_user()
         for row in self.store.queued_jobs():
-            ready_at = (row["queued_at"] or now) + self.config.min_queue_time
+            ready_at = (row["queued_at"] or now) + self._queue_time(row["seq"])
             if ready_at > now:
                 wait = min(wait, ready_at - now)
                 continue
@@ -148,7 +148,7 @@ class JobRunner:
             if self.faults.job_fails():
                 raise JobError("Injected fault: this job fails on purpose (fault injection 'job_error').", "Internal")
             assets = engine.execute(job["process"] or {}, ctx)
-            self._hold_running(job_id, attempt, t0)
+            self._hold_running(job_id, attempt, t0, int(job["seq"]))
         except _Interrupted:
             return  # the server stops: the job stays "running" and is queued again at the next start
         except (JobError, ApiError) as exc:
@@ -184,9 +184,12 @@ class JobRunner:
         job = self.store.get_job(job_id)
         return job is not None and int(job["attempt"]) == attempt
 
-    def _hold_running(self, job_id: str, attempt: int, t0: float) -> None:
-        """Honour ``min_run_time``: stay running (progress creeping up) after computing."""
-        min_run = self.config.min_run_time
+    def _queue_time(self, seq: int) -> float:
+        return self.config.queue_time.sample(self.config.duration_seed, seq, "queue")
+
+    def _hold_running(self, job_id: str, attempt: int, t0: float, seq: int) -> None:
+        """Honour ``run_time``: stay running (progress creeping up) after computing."""
+        min_run = self.config.run_time.sample(self.config.duration_seed, seq, "run")
         where, params = self._guard(attempt)
         while True:
             if self._stopping.is_set():
@@ -220,7 +223,7 @@ class JobRunner:
 
 
 class _Interrupted(Exception):  # noqa: N818 - a signal, not an error
-    """The server is stopping while a job holds its ``min_run_time``."""
+    """The server is stopping while a job holds its run time."""
 
 
 _LEVELS = ("debug", "info", "warning", "error")

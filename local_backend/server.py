@@ -147,6 +147,10 @@ class LocalBackend:
         injected faults are also counted as ``"fault 503"`` etc."""
         return self._require().counter.snapshot()
 
+    def response_bytes(self) -> dict[str, int]:
+        """Bytes of the response bodies sent per endpoint (same keys as :meth:`request_counts`)."""
+        return self._require().counter.bytes_snapshot()
+
     def reset_counts(self) -> None:
         self._require().counter.reset()
 
