@@ -92,7 +92,7 @@ def simulate(
     sims = [
         SimBackend(f"sim{i}", clock, queue_time, run_time, progress=progress, seed=seed + i) for i in range(backends)
     ]
-    db = make_db(folder / f"sim_{progress}.gpkg", tiles)
+    db = make_db(folder / f"sim_{progress}_{seed}_{profile}.gpkg", tiles)
     pool = [
         Backend(
             BackendProfile(

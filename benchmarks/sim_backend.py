@@ -204,7 +204,9 @@ class SimConnection:
                 more = offset + limit < len(self.sim.order)
             for job in jobs:
                 job.pop("description", None)  # a listing has no description (the title holds the token)
-            links = [{"rel": "next", "href": f"{self.root_url}/jobs?limit={limit}&offset={offset + limit}"}] if more else []
+            links = (
+                [{"rel": "next", "href": f"{self.root_url}/jobs?limit={limit}&offset={offset + limit}"}] if more else []
+            )
             return self._answer("GET /jobs", {"jobs": jobs, "links": links})
         if parts[-1] == "logs":
             return self._answer("GET /jobs/{job_id}/logs", {"logs": []})

@@ -9,10 +9,10 @@ A backend is asked only when something may have changed there:
   - with ``progress`` (two readings give its rate; one reading and the time the job was first
     seen running give a first guess): at the predicted end;
   - else from the durations (start to end) of the jobs of this run that finished on this
-    backend: nothing before their 10th percentile; inside the window up to their 90th
-    percentile, often enough that the expected wait after a job ends is a small fraction
-    of the window (:data:`CHECKS_PER_WINDOW` checks per job in it, shared by all the jobs
-    in their windows at once); after it, at intervals growing with the job's age;
+    backend (before it has any: on the run's other backends): each check comes when some
+    job has a :data:`FIND_CHANCE` of having ended since the last one, given those durations
+    and the jobs' ages -- dense where jobs usually end, sparse before and after; a job older
+    than every one seen is asked about at intervals growing with how much older it is;
   - nothing learned yet (the first jobs, no progress): at intervals growing with the
     oldest job's age (:data:`UNKNOWN_FRACTION` of it);
 
@@ -40,10 +40,9 @@ UNKNOWN_FRACTION = 0.25
 OVERDUE_FRACTION = 0.02
 #: One progress reading predicts the end only when the start of running is known to this fraction of the run.
 SINGLE_READING_ERROR = 0.1
-#: The window of a job's likely end: these quantiles of the learned durations.
-WINDOW = (0.1, 0.9)
-#: Checks per job while it is inside its window (the backend's interval divides among its jobs there).
-CHECKS_PER_WINDOW = 5.0
+#: Without progress, each check comes when a job has this chance of having ended since the last one
+#: (given the durations learned): dense where jobs usually end, sparse in the tails.
+FIND_CHANCE = 0.3
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.
@@ -52,6 +51,21 @@ MERGE_FRACTION = 0.2
 FIRST_READING_FRACTION = 0.15
 #: Durations kept per kind (the most recent ones).
 MAX_SAMPLES = 64
+
+
+def cdf(values: Sequence[float], x: float) -> float:
+    """The share of ``values`` at or below ``x``, interpolated like :func:`quantile` (its inverse)."""
+    ordered = sorted(values)
+    if not ordered or x < ordered[0]:
+        return 0.0
+    if x >= ordered[-1]:
+        return 1.0
+    n = len(ordered) - 1
+    for i in range(n):
+        lo, hi = ordered[i], ordered[i + 1]
+        if lo <= x < hi:
+            return (i + (x - lo) / (hi - lo)) / n
+    return 1.0
 
 
 def quantile(values: Sequence[float], q: float) -> Optional[float]:
@@ -102,6 +116,8 @@ class PollingPolicy:
     _tracks: dict[str, _Track] = field(default_factory=dict)
     #: The learned state changed since the last :meth:`to_dict` (worth persisting).
     dirty: bool = False
+    #: The run's policies (this one included): a backend with nothing learned yet uses what they learned.
+    peers: list[PollingPolicy] = field(default_factory=list, repr=False)
 
     # -- when ---------------------------------------------------------------------------------
 
@@ -188,29 +204,40 @@ class PollingPolicy:
             return track.running_since + elapsed * 100.0 / last[1]
         return None  # one reading, and when the job began running is too unsure to extrapolate from it
 
-    def end_window(self, job: JobView) -> Optional[tuple[float, float]]:
-        """When ``job`` probably ends, from this backend's finished jobs: (earliest, latest) wall seconds."""
-        lo, hi = quantile(self.total_times, WINDOW[0]), quantile(self.total_times, WINDOW[1])
-        if lo is None or hi is None:
-            return None
-        return job.started_at + lo, job.started_at + max(hi, lo + self.min_interval)
+    def _durations(self) -> list[float]:
+        """This backend's learned durations; before it has any, those of the run's other backends."""
+        if self.total_times:
+            return self.total_times
+        return [t for peer in self.peers if peer is not self for t in peer.total_times]
 
-    def _wait_for(self, now: float, job: JobView, in_window: list[float]) -> Optional[float]:
-        """Seconds until ``job`` should be looked at; None when it is inside its window (see ``in_window``)."""
-        margin = 0.25 * self.min_interval
-        end = self.predicted_end(job)
-        if end is not None:
-            return end + margin - now if end + margin > now else OVERDUE_FRACTION * (now - job.started_at)
-        window = self.end_window(job)
-        if window is None:
-            return UNKNOWN_FRACTION * (now - job.started_at)
-        lo, hi = window
-        if now < lo:
-            return lo - now
-        if now > hi:
-            return (now - lo) / CHECKS_PER_WINDOW  # later than most: growing intervals
-        in_window.append(hi - lo)
-        return None
+    def _end_chance(self, durations: Sequence[float], age: float, wait: float) -> float:
+        """The chance a job of this ``age`` (not ended yet) ends within ``wait`` seconds, from ``durations``."""
+        done = cdf(durations, age)
+        if done >= 1.0:  # older than every job seen: as if it ended within FIND_CHANCE**-1 times its excess
+            excess = max(self.min_interval, age - (quantile(durations, 0.5) or 0.0))
+            return min(1.0, FIND_CHANCE * wait / excess)
+        return (cdf(durations, age + wait) - done) / (1.0 - done)
+
+    def _wait_without_progress(self, now: float, jobs: Sequence[JobView]) -> Optional[float]:
+        """The wait after which some of ``jobs`` has a FIND_CHANCE of having ended (None: nothing learned)."""
+        durations = self._durations()
+        if not durations or not jobs:
+            return None
+        ages = [now - job.started_at for job in jobs]
+
+        def chance(wait: float) -> float:
+            missed = 1.0
+            for age in ages:
+                missed *= 1.0 - self._end_chance(durations, age, wait)
+            return 1.0 - missed
+
+        lo, hi = 0.0, self.max_interval
+        if chance(hi) < FIND_CHANCE:
+            return hi
+        for _ in range(30):  # bisection: the shortest wait with that chance
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if chance(mid) >= FIND_CHANCE else (mid, hi)
+        return hi
 
     def plan(self, now: float, jobs: Sequence[JobView], deadlines: Sequence[float] = ()) -> None:
         """After a check that saw ``jobs`` (the backend's active jobs): when to ask next.
@@ -220,11 +247,21 @@ class PollingPolicy:
         if not jobs:
             self.next_at = None
             return
-        in_window: list[float] = []
-        waits = [w for w in (self._wait_for(now, job, in_window) for job in jobs) if w is not None]
-        if in_window:
-            # Each job in its window gets CHECKS_PER_WINDOW checks there; jobs in their windows share them.
-            waits.append(min(in_window) / (CHECKS_PER_WINDOW * len(in_window)))
+        margin = 0.25 * self.min_interval
+        waits, unpredicted = [], []
+        for job in jobs:
+            end = self.predicted_end(job)
+            if end is None:
+                unpredicted.append(job)
+            elif end + margin > now:
+                waits.append(end + margin - now)
+            else:
+                waits.append(OVERDUE_FRACTION * (now - job.started_at))
+        if unpredicted:
+            wait = self._wait_without_progress(now, unpredicted)
+            if wait is None:  # nothing learned yet: intervals growing with the oldest job's age
+                wait = UNKNOWN_FRACTION * max(now - job.started_at for job in unpredicted)
+            waits.append(wait)
         waits += [t - now for t in deadlines]
         self.next_at = now + min(self.max_interval, max(self.min_interval, min(waits)))
 

@@ -172,6 +172,8 @@ class Scheduler(RoundBook, Tracker, Starter, DownloadBook, Inbox):
             policy.load(learned.get(b.name) if isinstance(learned, dict) else None)
             self._policies[b.name] = policy
             self._costs[b.name] = RequestCosts()
+        for policy in self._policies.values():
+            policy.peers = list(self._policies.values())
 
     # ------------------------------------------------------------------ public API
 
