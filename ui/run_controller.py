@@ -28,8 +28,8 @@ from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
 
 from ..core import statuses
-from ..core.events import Progress, StatusChange
 from ..core.downloads import FAILED
+from ..core.events import Progress, StatusChange
 from ..core.inbox import reset_for_retry
 from ..core.jobdb import JobDB
 from ..core.run_setup import make_scheduler, recorded_output_dir
