@@ -97,7 +97,7 @@ class TileTableModel(QAbstractTableModel):
         if (
             role == Qt.ItemDataRole.ForegroundRole
             and column == "status"
-            and value in (statuses.ERROR, statuses.START_FAILED)
+            and value in statuses.FAILED_STATUSES
         ):
             return QBrush(QColor("#b00000"))
         if role == FID_ROLE:
