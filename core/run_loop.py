@@ -169,6 +169,10 @@ def drive(
     finally:
         # Stops the download workers too; a new Scheduler on the same file resumes the run.
         scheduler.stop(timeout=0.5)
+        try:
+            scheduler.save_learned()
+        except Exception as exc:  # noqa: BLE001 (what was learned only saves requests next time)
+            _log.warning("Could not save the polling state: %s", exc)
         refresh_mosaic(force=True)
         executor.shutdown(wait=False)
     wanted = cancel_remote_on_stop() if callable(cancel_remote_on_stop) else cancel_remote_on_stop

@@ -231,9 +231,13 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Starter, DownloadBook, Inbox):
         remaining = max(0.0, timeout - (self._clock() - t0))
         if self._step_lock.acquire(timeout=remaining):
             self._step_lock.release()
-            self._save_polling(force=True)
             return True
         return False
+
+    def save_learned(self) -> None:
+        """Keep what the polling policies learned in the run record now (the run loop calls it when it ends;
+        rounds save it every few seconds). A database write: not for the GUI thread."""
+        self._save_polling(force=True)
 
     @property
     def stopped(self) -> bool:

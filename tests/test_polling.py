@@ -141,3 +141,19 @@ def test_retry_after_is_honoured(tmp_path, local_backend_factory):
     run_engine(sched, poll_interval=0.05, max_seconds=7, until_done=False)
     listings = b.request_counts().get("GET /jobs", 0)
     assert 1 <= listings <= 3, listings
+
+
+def test_the_cheaper_way_to_track_is_chosen_from_measured_bytes_and_latency():
+    from openeo_tile_jobs.core.tracking import MODE_JOBS, MODE_LISTING, RequestCosts
+
+    costs = RequestCosts()
+    assert costs.choose(2) == MODE_LISTING  # nothing measured yet
+    costs.note_listing_page(seconds=0.01, nbytes=20_000, jobs=100)  # a small backend: one small page
+    assert costs.choose(2) == MODE_LISTING  # one request beats two
+    costs = RequestCosts()
+    for _ in range(3):  # a federation: pages of 100 jobs, 400 kB and 1.5 s each, three of them per round
+        costs.note_listing_page(seconds=1.5, nbytes=400_000, jobs=100)
+    costs.listing_pages = 3.0
+    costs.note_job(seconds=0.2, nbytes=1_500)
+    assert costs.choose(2) == MODE_JOBS  # two small GET /jobs/{id} beat three big pages
+    assert costs.choose(100) == MODE_LISTING  # but not a hundred of them
