@@ -172,6 +172,7 @@ def main() -> None:
     ap.add_argument("--run-time", default="lognormal:60,0.3")
     ap.add_argument("--queue-time", default="uniform:1,3")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS), help="these runs only")
     ap.add_argument("--run", choices=RUNS, help=argparse.SUPPRESS)  # one run, in a child process
     ap.add_argument("--json", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -182,7 +183,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         children = {}
-        for name in RUNS:  # all four at once: they mostly wait for the backends' clocks
+        for name in args.only:  # all at once: they mostly wait for the backends' clocks
             out = Path(tmp) / f"{name}.json"
             cmd = [sys.executable, __file__, "--run", name, "--json", str(out), "--tiles", str(args.tiles)]
             cmd += ["--run-time", args.run_time, "--queue-time", args.queue_time, "--seed", str(args.seed)]
@@ -197,7 +198,8 @@ def main() -> None:
         "(Local demo backends in their own processes)"
     )
     heads = {"ours": "ours", "ours_no_progress": "ours, no progress", "mjm60": "MJM poll 60", "mjm10": "MJM poll 10"}
-    print(f"{'':32}" + "".join(f"{heads[n]:>19}" for n in RUNS))
+    runs = [n for n in RUNS if n in results]
+    print(f"{'':32}" + "".join(f"{heads[n]:>19}" for n in runs))
     for key, label, fmt in (
         ("finished", "jobs finished", "{:>19}"),
         ("requests", "tracking requests per tile", "{:>19.2f}"),
@@ -207,7 +209,9 @@ def main() -> None:
         ("wall", "wall time (s)", "{:>19.1f}"),
         ("ratio", "wall time / ideal", "{:>19.3f}"),
     ):
-        print(f"{label:32}" + "".join(fmt.format(results[n][key]) for n in RUNS))
+        print(f"{label:32}" + "".join(fmt.format(results[n][key]) for n in runs))
+    if runs != list(RUNS):
+        return
     w, wo, m60, m10 = (results[n] for n in RUNS)
     print(
         f"polling: {w['requests']:.1f} tracking requests/tile, wall {w['ratio']:.2f}x ideal with progress; "

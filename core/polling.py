@@ -35,14 +35,14 @@ LOOPBACK_MIN_INTERVAL = 1.0
 REMOTE_MIN_INTERVAL = 5.0
 DEFAULT_MAX_INTERVAL = 120.0
 #: A job whose end cannot be guessed is asked about after this fraction of its age.
-UNKNOWN_FRACTION = 0.25
+UNKNOWN_FRACTION = 0.2
 #: A job past the end its progress predicted is asked about after this fraction of its age.
 OVERDUE_FRACTION = 0.02
 #: One progress reading predicts the end only when the start of running is known to this fraction of the run.
 SINGLE_READING_ERROR = 0.1
 #: Without progress, each check comes when a job has this chance of having ended since the last one
 #: (given the durations learned): dense where jobs usually end, sparse in the tails.
-FIND_CHANCE = 0.3
+FIND_CHANCE = 0.2
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.

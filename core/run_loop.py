@@ -160,7 +160,10 @@ def drive(
                 break
             if until_done and report.stalled:
                 break  # nothing can progress (e.g. the process cannot be read): stopped, with report.blocked
-            while time.monotonic() - started < interval and not should_stop():
+            # The next round at the usual cadence, or earlier when a backend's check falls due before.
+            due = getattr(scheduler, "seconds_until_next_check", lambda: None)()
+            pause = interval if due is None else min(interval, max(0.0, due))
+            while time.monotonic() - started < pause and not should_stop():
                 time.sleep(TICK)
     except Exception as exc:  # noqa: BLE001 (reported to the caller, who shows it)
         _log.exception("The run loop failed")

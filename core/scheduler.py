@@ -272,6 +272,11 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Starter, DownloadBook, Inbox):
                 out[b.name] = round(max(wait, b.seconds_until_ready()), 1)
         return out
 
+    def seconds_until_next_check(self) -> Optional[float]:
+        """Seconds until the first backend with jobs is asked again; None when none has jobs."""
+        waits = self.next_check_in().values()
+        return min(waits) if waits else None
+
     def polling_policy(self, backend_name: str) -> PollingPolicy:
         return self._policies[backend_name]
 
