@@ -42,7 +42,7 @@ OVERDUE_FRACTION = 0.02
 SINGLE_READING_ERROR = 0.1
 #: Without progress, each check comes when a job has this chance of having ended since the last one
 #: (given the durations learned): dense where jobs usually end, sparse in the tails.
-FIND_CHANCE = 0.2
+FIND_CHANCE = 0.25
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.
