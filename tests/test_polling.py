@@ -157,3 +157,22 @@ def test_the_cheaper_way_to_track_is_chosen_from_measured_bytes_and_latency():
     costs.note_job(seconds=0.2, nbytes=1_500)
     assert costs.choose(2) == MODE_JOBS  # two small GET /jobs/{id} beat three big pages
     assert costs.choose(100) == MODE_LISTING  # but not a hundred of them
+
+
+def test_engine_settings_reach_the_backends_and_policies(tmp_path):
+    """EngineConfig's backoff and polling bounds are what each backend of the run uses (loopback or remote)."""
+    from openeo_tile_jobs.core.jobspec import JobSpec
+    from openeo_tile_jobs.core.scheduler import EngineConfig, Scheduler
+
+    db = make_db(tmp_path / "run.gpkg", cols=1, rows=1)
+    backends = [
+        Backend(BackendProfile(name="here", url="http://127.0.0.1:9")),
+        Backend(BackendProfile(name="there", url="https://openeo.example.org")),
+    ]
+    config = EngineConfig(output_dir=tmp_path / "out", backoff_base=0.5, backoff_cap=7.0, poll_max=90.0)
+    sched = Scheduler(db, JobSpec(process_id="p"), backends, config)
+    assert [(b.backoff.base, b.backoff.cap) for b in backends] == [(0.5, 7.0), (0.5, 7.0)]
+    assert sched.polling_policy("here").min_interval == 1.0 and sched.polling_policy("there").min_interval == 5.0
+    assert sched.polling_policy("there").max_interval == 90.0
+    sched.stop()
+    db.close()
