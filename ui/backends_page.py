@@ -155,7 +155,6 @@ class BackendsPage(QWidget):
             self.auth.addItem(label, key)
         self.auth_message = add_field(form, tr("Authentication"), self.auth)
         self.authcfg = QgsAuthConfigSelect(None, "")
-        self.authcfg_caption = QLabel(tr("QGIS authentication"))
         self.authcfg_message = add_field(form, tr("Credentials"), self.authcfg)
         self.authcfg_hint = hint("")
         form.addRow(self.authcfg_hint)
@@ -231,7 +230,7 @@ class BackendsPage(QWidget):
     def describe_state(self, profile: BackendProfile) -> str:
         report = self.reports.get(profile.name)
         if report is None:
-            if profile.auth in credentials.TOKEN_KINDS and credentials.has_refresh_token(profile):
+            if credentials.has_stored_sign_in(profile):
                 return tr("Not tested yet; a sign-in is stored.")
             return tr("Not tested yet.")
         if report.signed_in is None:

@@ -14,15 +14,14 @@ from .area_page import AreaPage
 from .backends_page import BackendsPage
 from .grid_page import GridPage
 from .process_page import ProcessPage
+from .run_controller import RunController, RunPages
 from .run_page import RunPage
+from .steps import AREA
 from .widgets import scroll_page
 
 DOCK_OBJECT_NAME = "OpenEOTileJobsDock"
 PLUGIN_NAME = "openEO Tile Jobs"
 log = logging.getLogger(__name__)
-
-#: Tab indexes of the steps.
-AREA, GRID, BACKENDS, PROCESS, RUN = range(5)
 
 
 def tr(text: str) -> str:
@@ -49,9 +48,13 @@ class TileJobsDock(QDockWidget):
         )
         self.process_page = ProcessPage()
         self.run_page = RunPage()
-        from .run_controller import RunController
-
-        self.run_controller = RunController(self)
+        self.run_controller = RunController(
+            RunPages(self.grid_page, self.backends_page, self.process_page, self.run_page),
+            canvas,
+            self.notify,
+            self.show_step,
+            parent=self,
+        )
 
         body = QWidget(self)
         layout = QVBoxLayout(body)

@@ -1,12 +1,12 @@
 """Step 5, Run: output folder; start, stop, resume, retry failed tiles, cancel remote jobs;
-live counts by status and backend, costs, elapsed time and ETA; the tile table and its menu.
+live counts by status and backend, costs, elapsed time and time left; the tile table and its menu.
 
-The page shows what the run engine reports; the dock wires its buttons to the engine.
+The page shows what the run engine reports; the run controller wires its buttons to the engine.
+Every figure belongs to the run shown: opening another run resets them to that run's own.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional
 
 from qgis.gui import QgsFileWidget
@@ -31,6 +31,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core import statuses
 from . import settings
 from .i18n import translator
+from .run_figures import RunClock
 from .tile_table import FID_ROLE, TileFilterModel, TileTableModel
 from .widgets import FieldMessage, add_field, icon, new_form
 
@@ -62,13 +63,6 @@ def format_duration(seconds: Optional[float]) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def estimate_remaining(done: int, total: int, elapsed_s: float) -> Optional[float]:
-    """Seconds left at the average pace so far (None until a tile is done)."""
-    if done <= 0 or total <= 0 or elapsed_s <= 0:
-        return None
-    return (total - done) * elapsed_s / done
 
 
 class TileActions:
@@ -124,7 +118,8 @@ class RunPage(QWidget):
         super().__init__(parent)
         self.actions = TileActions()
         self.running = False
-        self.started_at: Optional[float] = None
+        #: Active time and pace of the run shown (replaced by :meth:`set_database`).
+        self.clock = RunClock()
         self.total = 0
         self.done = 0
 
@@ -139,9 +134,10 @@ class RunPage(QWidget):
         self.open_button.setToolTip(tr("Open the job database of an earlier run to watch or resume it"))
         form.addRow(self.open_button)
         self.output = QgsFileWidget()
-        self.output.setStorageMode(QgsFileWidget.GetDirectory)
-        self.output.setFilePath(settings.value("run/output", "", str))
-        self.output_message = add_field(form, tr("Output folder"), self.output, tr("Where each tile's results go"))
+        self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.output_message = add_field(
+            form, tr("Output folder"), self.output, tr("Where this run's results go (recorded with the run)")
+        )
         buttons = QGridLayout()
         self.start_button = QPushButton(icon("run"), tr("Start"))
         self.stop_button = QPushButton(icon("stop"), tr("Stop"))
@@ -162,8 +158,11 @@ class RunPage(QWidget):
         progress_box = QGroupBox(tr("Progress"))
         column = QVBoxLayout(progress_box)
         self.progress = QProgressBar()
-        self.progress.setFormat(tr("%v of %m tiles done"))
+        self.progress.setTextVisible(False)  # some styles draw the text over the bar: it goes below
         column.addWidget(self.progress)
+        self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)
+        column.addWidget(self.progress_label)
         self.counts_grid = QGridLayout()
         self.count_labels: dict[str, QLabel] = {}
         for i, status in enumerate(statuses.ALL_STATUSES):
@@ -255,10 +254,27 @@ class RunPage(QWidget):
         self.map_tool_button.show()
 
     # state -------------------------------------------------------------------------------
-    def set_database(self, path: Optional[str], rows: Optional[list[dict]] = None) -> None:
+    def set_database(
+        self,
+        path: Optional[str],
+        rows: Optional[list[dict]] = None,
+        *,
+        output_dir: str = "",
+        costs: tuple[Optional[float], dict[str, float]] = (None, {}),
+        active_s: float = 0.0,
+    ) -> None:
+        """Show a run: its tiles, its output folder, its own costs and active time (nothing of the last run)."""
         self.database_label.setText(path or tr("Create the grid first (step Grid)."))
+        self.database_label.setToolTip(path or "")
+        self.output.setFilePath(output_dir)
+        self.output_message.clear_message()
+        self.start_message.clear_message()
         self.model.set_rows(rows or [])
         self.table.resizeColumnsToContents()
+        self.clock = RunClock(active_s)
+        total, per_backend = costs
+        self.show_costs(total, per_backend)
+        self.show_backends({})
         self.show_counts(self.model.counts())
 
     def set_running(self, running: bool) -> None:
@@ -268,29 +284,29 @@ class RunPage(QWidget):
         self.output.setEnabled(not running)
         self.open_button.setEnabled(not running)
         if running:
-            if self.started_at is None:
-                self.started_at = time.monotonic()
+            self.clock.start()
             self._clock.start()
         else:
+            self.clock.stop()
             self._clock.stop()
+        self._tick()
 
-    def validate_output(self) -> bool:
+    def output_problem(self) -> Optional[str]:
+        """What is wrong with the output folder field (None when it is fine)."""
         from pathlib import Path
 
         path = self.output.filePath().strip()
         if not path:
-            self.output_message.show_message(tr("Choose a folder for the results."))
-            return False
+            return tr("Choose a folder for the results.")
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
-            self.output_message.show_message(tr("This is a file, not a folder."))
-            return False
+            return tr("This is a file, not a folder.")
         if not folder.exists() and not folder.parent.is_dir():
-            self.output_message.show_message(tr("The folder {folder} does not exist.").format(folder=folder.parent))
-            return False
-        self.output_message.clear_message()
-        settings.set_value("run/output", path)
-        return True
+            return tr("The folder {folder} does not exist.").format(folder=folder.parent)
+        return None
+
+    def validate_output(self) -> bool:
+        return self.output_message.check(self.output_problem())
 
     # events -------------------------------------------------------------------------------
     def show_counts(self, counts: dict[str, int], total: Optional[int] = None) -> None:
@@ -300,6 +316,8 @@ class RunPage(QWidget):
         self.done = sum(n for s, n in counts.items() if s in statuses.FINAL_STATUSES)
         self.progress.setMaximum(max(1, self.total))
         self.progress.setValue(self.done)
+        self.progress_label.setText(tr("{done:,} of {total:,} tiles done").format(done=self.done, total=self.total))
+        self.clock.observe(self.done)
         self._tick()
 
     def show_backends(self, active_per_backend: dict[str, int], states: Optional[dict[str, str]] = None) -> None:
@@ -313,7 +331,11 @@ class RunPage(QWidget):
             parts.append(text)
         self.backends_label.setText("\n".join(parts) or "–")
 
-    def show_costs(self, total: float, per_backend: Optional[dict[str, float]] = None) -> None:
+    def show_costs(self, total: Optional[float], per_backend: Optional[dict[str, float]] = None) -> None:
+        """The run's costs as its backends report them (``None``: none reported yet)."""
+        if total is None:
+            self.costs_label.setText("–")
+            return
         text = f"{total:,.2f}"
         if per_backend and len(per_backend) > 1:
             text += " (" + ", ".join(f"{k}: {v:,.2f}" for k, v in sorted(per_backend.items())) + ")"
@@ -323,14 +345,15 @@ class RunPage(QWidget):
         self.model.update_rows(rows)
 
     def _tick(self) -> None:
-        if self.started_at is None:
-            return
-        elapsed = time.monotonic() - self.started_at
-        self.elapsed_label.setText(format_duration(elapsed))
+        elapsed = self.clock.elapsed()
+        self.elapsed_label.setText(format_duration(elapsed) if elapsed > 0 or self.running else "–")
         if self.total and self.done >= self.total:
             self.eta_label.setText(tr("done"))
+        elif not self.running:
+            self.eta_label.setText("–")
         else:
-            self.eta_label.setText(format_duration(estimate_remaining(self.done, self.total, elapsed)))
+            remaining = self.clock.remaining(self.total)
+            self.eta_label.setText(tr("estimating…") if remaining is None else format_duration(remaining))
 
     # table --------------------------------------------------------------------------------
     def selected_rows(self) -> list[dict]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
@@ -29,14 +31,53 @@ def icon(name: str) -> QIcon:
     return QIcon(str(RESOURCES / f"{name}.svg"))
 
 
-class FieldMessage(QLabel):
-    """The message shown beside one field: hidden while the field is fine."""
+#: A token this long (no space in it: a URL, a path, an error's repr) gets break opportunities.
+LONG_TOKEN = 24
+_LONG_TOKEN_RE = re.compile(rf"\S{{{LONG_TOKEN},}}")
+_BREAK_AFTER_RE = re.compile(r"([/\\.,;:=&?_)(\[\]-])")
+ZERO_WIDTH_SPACE = "\u200b"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+def soft_breaks(text: str) -> str:
+    """``text`` with invisible break opportunities after the punctuation of long tokens.
+
+    A word-wrapped QLabel is at least as wide as its longest unbreakable word: one long URL
+    in an error message would push the whole step wider than the dock.
+    """
+    return _LONG_TOKEN_RE.sub(lambda m: _BREAK_AFTER_RE.sub(r"\1" + ZERO_WIDTH_SPACE, m.group(0)), text)
+
+
+class WrapLabel(QLabel):
+    """A word-wrapped label that also wraps long URLs, paths and error texts (never wider than the dock).
+
+    :meth:`plain_text` is the text as given; :meth:`text` may hold zero-width spaces.
+    """
+
+    def __init__(self, text: str = "", parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.setWordWrap(True)
+        self._plain = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # Qt's name, so every caller gets the breaks
+        self._plain = text or ""
+        super().setText(soft_breaks(self._plain))
+
+    def plain_text(self) -> str:
+        return self._plain
+
+
+class FieldMessage(WrapLabel):
+    """The message shown beside one field: hidden while the field is fine, and following its input.
+
+    :meth:`follow` re-checks a shown message each time the field changes, so it never describes
+    an input the user has already corrected.
+    """
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__("", parent)
         self.setStyleSheet(ERROR_STYLE)
-        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.hide()
 
     def show_message(self, text: str) -> None:
@@ -48,12 +89,23 @@ class FieldMessage(QLabel):
         self.hide()
 
     def has_message(self) -> bool:
-        return bool(self.text())
+        return bool(self.plain_text())
+
+    def check(self, problem: Optional[str]) -> bool:
+        """Show ``problem``, or clear the message when it is None; True when there is no problem."""
+        if problem:
+            self.show_message(problem)
+            return False
+        self.clear_message()
+        return True
+
+    def follow(self, signal: Any, problem: Callable[[], Optional[str]]) -> None:
+        """While a message is shown, check the input again with ``problem()`` whenever ``signal`` fires."""
+        signal.connect(lambda *_: self.has_message() and self.check(problem()))
 
 
-def hint(text: str, parent: QWidget | None = None) -> QLabel:
-    label = QLabel(text, parent)
-    label.setWordWrap(True)
+def hint(text: str, parent: Optional[QWidget] = None) -> WrapLabel:
+    label = WrapLabel(text, parent)
     label.setStyleSheet(HINT_STYLE)
     return label
 
