@@ -170,8 +170,8 @@ class CredentialSnapshot(QObject):
         self._lock = threading.Lock()
         self._credentials: dict[str, Optional[Credentials]] = {}
         stored = [p for p in profiles if stored_config_of(p)]
-        if stored:
-            unlock()
+        if stored and not unlock():  # the user declined the master password: ask once, not per backend
+            stored = []
         for profile in stored:
             try:
                 self._credentials[profile.name] = load_credentials(profile)

@@ -7,6 +7,7 @@ Every figure belongs to the run shown: opening another run resets them to that r
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 from qgis.gui import QgsFileWidget
@@ -31,7 +32,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core import statuses
 from . import settings
 from .i18n import translator
-from .run_figures import RunClock
+from .run_figures import Clock, RunClock
 from .tile_table import FID_ROLE, TileFilterModel, TileTableModel
 from .widgets import FieldMessage, add_field, icon, new_form
 
@@ -118,8 +119,10 @@ class RunPage(QWidget):
         super().__init__(parent)
         self.actions = TileActions()
         self.running = False
+        #: Seconds for the run's clock (tests give a fake one).
+        self.time_source: Clock = time.monotonic
         #: Active time and pace of the run shown (replaced by :meth:`set_database`).
-        self.clock = RunClock()
+        self.clock = RunClock(0.0, self.time_source)
         self.total = 0
         self.done = 0
 
@@ -271,7 +274,7 @@ class RunPage(QWidget):
         self.start_message.clear_message()
         self.model.set_rows(rows or [])
         self.table.resizeColumnsToContents()
-        self.clock = RunClock(active_s)
+        self.clock = RunClock(active_s, self.time_source)
         total, per_backend = costs
         self.show_costs(total, per_backend)
         self.show_backends({})
