@@ -78,6 +78,10 @@ class AreaPage(QWidget):
         self.layer_message = FieldMessage()
         grid.addWidget(self.layer_message, 2, 0, 1, 2)
         layout.addWidget(from_layer)
+        self.layer_message.follow(
+            self.layer_combo.layerChanged,
+            lambda: None if self.layer_combo.currentLayer() else tr("Choose a layer first."),
+        )
         self.selection_button.clicked.connect(self._use_selection)
         self.extent_button.clicked.connect(self._use_extent)
 
@@ -136,6 +140,7 @@ class AreaPage(QWidget):
             self.area_label.setText("–")
             return
         self.layer_message.clear_message()
+        self.message.clear_message()
         self.source_label.setText(aoi.source)
         self.crs_label.setText(f"{aoi.crs.authid()} · {aoi.crs.description()}")
         self.area_label.setText(format_km2(aoi.area_km2()))

@@ -180,6 +180,7 @@ class BackendsPage(QWidget):
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self.auth.currentIndexChanged.connect(self._auth_changed)
         self.list.currentRowChanged.connect(lambda _: self._selection_changed())
+        self._follow_inputs()
         self._refresh_list()
         self._auth_changed()
 
@@ -341,39 +342,60 @@ class BackendsPage(QWidget):
         else:
             self.authcfg_hint.setText("")
 
+    def _name_problem(self) -> Optional[str]:
+        name = self.name.text().strip()
+        if not name:
+            return tr("Give the backend a name.")
+        if any(p.name == name for p in self.profiles if p.name != self._editing):
+            return tr("Another backend already has this name.")
+        return None
+
+    def _url_problem(self) -> Optional[str]:
+        url = self.url.text().strip()
+        if not url:
+            return tr("Enter the backend's URL.")
+        try:
+            core_backends.check_url(url)
+        except core_backends.InsecureUrlError:
+            return tr("Use https://: plain http:// would send your credentials unencrypted.")
+        except BackendConfigError:
+            return tr("Enter a URL like https://openeo.example.org")
+        return None
+
+    def _authcfg_problem(self) -> Optional[str]:
+        if self.auth.currentData() in credentials.USER_CONFIG_KINDS and not self.authcfg.configId():
+            return tr("Choose a QGIS authentication configuration.")
+        return None
+
+    def _follow_inputs(self) -> None:
+        """Each shown message follows its field (and the list's message, the list)."""
+        self.name_message.follow(self.name.textChanged, self._name_problem)
+        self.url_message.follow(self.url.textChanged, self._url_problem)
+        self.authcfg_message.follow(self.auth.currentIndexChanged, self._authcfg_problem)
+        self.authcfg_message.follow(self.authcfg.selectedConfigIdChanged, self._authcfg_problem)
+        self.list_message.follow(self.profilesChanged, lambda: None if self.profiles else self._no_backend())
+        self.list_message.follow(
+            self.list.currentRowChanged, lambda: None if self.selected_profile() else self._no_backend()
+        )
+
+    def _no_backend(self) -> str:
+        return tr("Add at least one backend.") if not self.profiles else tr("Select a backend first.")
+
     def editor_profile(self) -> Optional[BackendProfile]:
         """The profile in the editor, or None after showing a message beside each bad field."""
-        self._clear_messages()
-        ok = True
-        name = self.name.text().strip()
-        url = self.url.text().strip()
-        kind = self.auth.currentData()
-        if not name:
-            self.name_message.show_message(tr("Give the backend a name."))
-            ok = False
-        elif any(p.name == name for p in self.profiles if p.name != self._editing):
-            self.name_message.show_message(tr("Another backend already has this name."))
-            ok = False
-        if not url:
-            self.url_message.show_message(tr("Enter the backend's URL."))
-            ok = False
-        else:
-            try:
-                core_backends.check_url(url)
-            except core_backends.InsecureUrlError:
-                self.url_message.show_message(
-                    tr("Use https://: plain http:// would send your credentials unencrypted.")
-                )
-                ok = False
-            except BackendConfigError:
-                self.url_message.show_message(tr("Enter a URL like https://openeo.example.org"))
-                ok = False
-        if kind in credentials.USER_CONFIG_KINDS and not self.authcfg.configId():
-            self.authcfg_message.show_message(tr("Choose a QGIS authentication configuration."))
-            ok = False
-        if not ok:
+        checks = (
+            (self.name_message, self._name_problem()),
+            (self.url_message, self._url_problem()),
+            (self.authcfg_message, self._authcfg_problem()),
+        )
+        if not all([message.check(problem) for message, problem in checks]):
             return None
-        return BackendProfile(name=name, url=url, auth=kind, parallel_jobs=self.parallel.value())
+        return BackendProfile(
+            name=self.name.text().strip(),
+            url=self.url.text().strip(),
+            auth=self.auth.currentData(),
+            parallel_jobs=self.parallel.value(),
+        )
 
     def save_editor(self) -> Optional[BackendProfile]:
         profile = self.editor_profile()
@@ -399,7 +421,7 @@ class BackendsPage(QWidget):
     def test_selected(self, on_done: Optional[Callable[[ConnectionReport], None]] = None) -> None:
         profile = self.selected_profile()
         if profile is None:
-            self.list_message.show_message(tr("Select a backend first."))
+            self.list_message.show_message(self._no_backend())
             return
         self.list_message.clear_message()
         snapshot = credentials.CredentialSnapshot([profile], self)
@@ -437,7 +459,7 @@ class BackendsPage(QWidget):
         """Sign in without blocking QGIS: the device-flow dialog shows while a task polls."""
         profile = self.selected_profile()
         if profile is None:
-            self.list_message.show_message(tr("Select a backend first."))
+            self.list_message.show_message(self._no_backend())
             return
         if profile.auth not in (AUTH_OIDC_DEVICE, AUTH_OIDC_REFRESH_TOKEN):
             self.test_selected()
@@ -490,11 +512,7 @@ class BackendsPage(QWidget):
         self._tasks.append((task, snapshot, bridge))
 
     def validate(self) -> bool:
-        if not self.profiles:
-            self.list_message.show_message(tr("Add at least one backend."))
-            return False
-        self.list_message.clear_message()
-        return True
+        return self.list_message.check(None if self.profiles else self._no_backend())
 
     def close_down(self) -> None:
         for entry in self._tasks:

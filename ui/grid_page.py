@@ -199,13 +199,21 @@ class GridPage(QWidget):
         self.max_tiles.valueChanged.connect(self.schedule_preview)
         self.show_preview.toggled.connect(lambda _: self._draw_preview())
         self.confirm_many.toggled.connect(lambda _: self.create_message.clear_message())
+        self.database.fileChanged.connect(self._database_changed)
+        self.database_message.follow(self.database.fileChanged, lambda: self._database_problem(confirming=False))
         self.create_button.clicked.connect(self.create_grid)
 
     # inputs -------------------------------------------------------------------
     def set_aoi(self, aoi: Optional[Aoi]) -> None:
         self.aoi = aoi
+        if aoi is not None and self.create_message.has_message():
+            self.create_message.clear_message()  # it was about the area (or the grid of the last one)
         self._update_auto_crs_label()
         self.schedule_preview()
+
+    def _database_changed(self, path: str) -> None:
+        if path.strip() != self._confirmed_overwrite:
+            self._confirmed_overwrite = None  # a replace confirmed for another file does not carry over
 
     def _crs_changed(self, *_: Any) -> None:
         if self.crs_widget.crs().isValid():
@@ -351,25 +359,8 @@ class GridPage(QWidget):
         if self.aoi is None:
             self.create_message.show_message(tr("Draw an area first (step Area)."))
             return False
-        path = self.database.filePath().strip()
-        if not path:
-            self.database_message.show_message(tr("Choose where to save the job database."))
+        if not self.database_message.check(self._database_problem(confirming=True)):
             ok = False
-        elif not path.lower().endswith(".gpkg"):
-            self.database_message.show_message(tr("The job database is a GeoPackage: its name ends in .gpkg."))
-            ok = False
-        elif Path(path).exists() and self._confirmed_overwrite != path:
-            self.database_message.show_message(
-                tr("This file exists: press Create grid again to replace it and its run.")
-            )
-            self._confirmed_overwrite = path
-            ok = False
-        elif not Path(path).parent.is_dir():
-            folder = Path(path).parent
-            self.database_message.show_message(tr("The folder {folder} does not exist.").format(folder=folder))
-            ok = False
-        else:
-            self.database_message.clear_message()
         if not ok:
             return False
         if self.preview_error and self.preview_grid is None:
@@ -383,6 +374,22 @@ class GridPage(QWidget):
                 return False
         self.create_message.clear_message()
         return True
+
+    def _database_problem(self, confirming: bool) -> Optional[str]:
+        """What is wrong with the job database field; ``confirming``: Create grid was pressed."""
+        path = self.database.filePath().strip()
+        if not path:
+            return tr("Choose where to save the job database.")
+        if not path.lower().endswith(".gpkg"):
+            return tr("The job database is a GeoPackage: its name ends in .gpkg.")
+        if Path(path).exists() and self._confirmed_overwrite != path:
+            if not confirming:
+                return tr("This file exists: press Create grid twice to replace it and its run.")
+            self._confirmed_overwrite = path
+            return tr("This file exists: press Create grid again to replace it and its run.")
+        if not Path(path).parent.is_dir():
+            return tr("The folder {folder} does not exist.").format(folder=Path(path).parent)
+        return None
 
     def create_grid(self) -> None:
         if not self.validate():

@@ -232,6 +232,25 @@ class FieldEditor:
     def set_enabled(self, enabled: bool) -> None:
         self.widget.setEnabled(enabled)
 
+    def changed_signals(self) -> list:
+        """The signals fired when the user changes this parameter's value."""
+        kind = self.spec.kind
+        if kind == ps.DATE_RANGE:
+            return [self.start.dateValueChanged, self.end.dateValueChanged]
+        if kind == ps.BBOX:
+            return [edit.textChanged for edit in self.bbox_edits.values()]
+        if kind == ps.DATE:
+            return [self.widget.dateValueChanged]
+        if kind == ps.DATETIME:
+            return [self.widget.valueChanged]
+        if kind == ps.ENUM:
+            return [self.widget.currentIndexChanged]
+        if kind == ps.BOOLEAN:
+            return [self.widget.toggled]
+        if kind == ps.GEOMETRY:
+            return []
+        return [self.widget.textChanged]
+
 
 class ParameterForm(QWidget):
     """Fields for a process's parameters, each with its message; the geometry parameter is filled per tile."""
@@ -253,6 +272,8 @@ class ParameterForm(QWidget):
             editor = FieldEditor(spec)
             label = spec.label + ("" if spec.required else tr(" (optional)"))
             editor.message = add_field(self._form, label, editor.widget, spec.description)
+            for signal in editor.changed_signals():
+                editor.message.follow(signal, lambda e=editor: self._problem_text(e))
             self.editors[spec.name] = editor
         self.set_geometry_parameter(geometry_parameter)
 
@@ -265,17 +286,15 @@ class ParameterForm(QWidget):
                 editor.widget.setToolTip(tr("Each tile's geometry goes into this parameter."))
                 editor.message.clear_message()
 
+    def _problem_text(self, editor: FieldEditor) -> Optional[str]:
+        if editor.spec.name == self.geometry_parameter:
+            return None
+        problem = editor.problem()
+        return None if problem is None else problem_text(problem)
+
     def validate(self) -> bool:
         """Show a message beside every bad field; True when all are fine."""
-        ok = True
-        for name, editor in self.editors.items():
-            problem = None if name == self.geometry_parameter else editor.problem()
-            if problem is None:
-                editor.message.clear_message()
-            else:
-                editor.message.show_message(problem_text(problem))
-                ok = False
-        return ok
+        return all([editor.message.check(self._problem_text(editor)) for editor in self.editors.values()])
 
     def values(self) -> dict[str, Any]:
         """Parameter values shared by every tile (without the geometry parameter and unset optional ones)."""

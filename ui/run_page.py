@@ -233,6 +233,7 @@ class RunPage(QWidget):
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
+        self.output_message.follow(self.output.fileChanged, self.output_problem)
         self.open_button.clicked.connect(self._choose_run)
         self.start_button.clicked.connect(self.startRequested)
         self.stop_button.clicked.connect(self.stopRequested)
