@@ -15,7 +15,6 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QGroupBox,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -39,7 +38,17 @@ from .device_flow import DeviceFlowBridge, DeviceFlowDialog, SignInCancelledErro
 from .i18n import translator
 from .proxies import qgis_proxies
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, button_row, hint, new_form
+from .widgets import (
+    ElidingComboBox,
+    FieldMessage,
+    WrapLabel,
+    add_field,
+    button_row,
+    hint,
+    narrow_combo,
+    new_form,
+    tooltip_shows_text,
+)
 
 tr = translator("BackendsPage")
 log = logging.getLogger(__name__)
@@ -130,8 +139,7 @@ class BackendsPage(QWidget):
         self.test_button = QPushButton(tr("Test connection"))
         self.sign_in_button = QPushButton(tr("Sign in"))
         layout.addLayout(button_row(self.test_button, self.sign_in_button))
-        self.state_label = QLabel()
-        self.state_label.setWordWrap(True)
+        self.state_label = WrapLabel()
         self.state_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(self.state_label)
         self.list_message = FieldMessage()
@@ -140,7 +148,7 @@ class BackendsPage(QWidget):
         self.editor = QGroupBox(tr("Backend"))
         form = new_form()
         self.editor.setLayout(form)
-        self.preset = QComboBox()
+        self.preset = ElidingComboBox()
         self.preset.addItem(tr("Custom"), PRESET_CUSTOM)
         self.preset.addItem(tr("Local demo backend"), PRESET_LOCAL)
         self.preset.addItem(tr("Copernicus Data Space Ecosystem (openEO federation)"), PRESET_CDSE)
@@ -150,11 +158,14 @@ class BackendsPage(QWidget):
         self.url = QLineEdit()
         self.url.setPlaceholderText(URL_PLACEHOLDER)
         self.url_message = add_field(form, tr("URL"), self.url)
-        self.auth = QComboBox()
+        tooltip_shows_text(self.url)
+        self.auth = ElidingComboBox()
         for key, label in auth_labels().items():
             self.auth.addItem(label, key)
         self.auth_message = add_field(form, tr("Authentication"), self.auth)
         self.authcfg = QgsAuthConfigSelect(None, "")
+        for combo in self.authcfg.findChildren(QComboBox):
+            narrow_combo(combo)  # QGIS's own combo is otherwise as wide as its longest configuration name
         self.authcfg_message = add_field(form, tr("Credentials"), self.authcfg)
         self.authcfg_hint = hint("")
         form.addRow(self.authcfg_hint)

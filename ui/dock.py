@@ -6,7 +6,7 @@ import logging
 from typing import Any, Optional
 
 from qgis.core import Qgis
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
 
 from .aoi_controller import AoiController
@@ -21,6 +21,8 @@ from .widgets import scroll_page
 
 DOCK_OBJECT_NAME = "OpenEOTileJobsDock"
 PLUGIN_NAME = "openEO Tile Jobs"
+#: Horizontal padding of the step tabs (the styles' default, ~16 px, makes five tabs wider than the dock).
+TAB_PADDING_PX = 7
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +63,11 @@ class TileJobsDock(QDockWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         self.tabs = QTabWidget(body)
         self.tabs.setDocumentMode(True)
-        self.tabs.setUsesScrollButtons(True)
+        # All five steps always in sight: no scroll arrows; compact tabs fit the dock's narrowest
+        # width, and the dock never gets narrower than its tab bar.
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.tabBar().setElideMode(Qt.TextElideMode.ElideNone)
+        self.tabs.tabBar().setStyleSheet(f"QTabBar::tab {{ padding: 4px {TAB_PADDING_PX}px; }}")
         for page, title, tip in (
             (self.area_page, tr("Area"), tr("1. Draw the area of interest")),
             (self.grid_page, tr("Grid"), tr("2. Split it into tiles")),

@@ -19,7 +19,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGroupBox,
-    QLabel,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -32,7 +31,18 @@ from .aoi import Aoi
 from .i18n import translator
 from .map_tools import AoiRubberBand
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, button_row, hint, icon, new_form
+from .widgets import (
+    ElidingComboBox,
+    FieldMessage,
+    WrapLabel,
+    add_field,
+    button_row,
+    hint,
+    icon,
+    narrow_combo,
+    new_form,
+    tooltip_shows_text,
+)
 
 tr = translator("GridPage")
 log = logging.getLogger(__name__)
@@ -122,6 +132,8 @@ class GridPage(QWidget):
         self.crs_widget = QgsProjectionSelectionWidget()
         self.crs_widget.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
         self.crs_widget.setNotSetText(tr("Choose a projected CRS…"))
+        for combo in self.crs_widget.findChildren(QComboBox):
+            narrow_combo(combo)  # else as wide as the longest CRS name QGIS lists
         saved_crs = settings.value("grid/crs", "", str)
         self.crs_widget.setCrs(QgsCoordinateReferenceSystem(saved_crs) if saved_crs else QgsCoordinateReferenceSystem())
         self.auto_crs.setChecked(not saved_crs)
@@ -131,9 +143,9 @@ class GridPage(QWidget):
         crs_column.addWidget(self.auto_crs_label)
         crs_column.addWidget(self.chosen_crs)
         crs_column.addWidget(self.crs_widget)
-        self.crs_message = add_field(form, tr("Tiling CRS"), crs_column)
+        self.crs_message = add_field(form, tr("Tiling CRS"), crs_column, below=True)
 
-        self.anchor = QComboBox()
+        self.anchor = ElidingComboBox()
         self.anchor.addItem(tr("Lower-left corner of the area"), "aoi")
         self.anchor.addItem(tr("Multiples of the tile size (stable ids)"), "global")
         self.anchor.setCurrentIndex(max(0, self.anchor.findData(settings.value("grid/anchor", "aoi", str))))
@@ -153,8 +165,7 @@ class GridPage(QWidget):
 
         preview = QGroupBox(tr("Preview"))
         column = QVBoxLayout(preview)
-        self.count_label = QLabel(tr("Draw an area first."))
-        self.count_label.setWordWrap(True)
+        self.count_label = WrapLabel(tr("Draw an area first."))
         font = self.count_label.font()
         font.setBold(True)
         self.count_label.setFont(font)
@@ -176,6 +187,7 @@ class GridPage(QWidget):
         self.database.setStorageMode(QgsFileWidget.SaveFile)
         self.database.setFilter(tr("GeoPackage (*.gpkg)"))
         self.database.setConfirmOverwrite(False)
+        tooltip_shows_text(self.database)
         self.database.setFilePath(settings.value("grid/database", "", str))
         self.database_message = add_field(
             form, tr("GeoPackage"), self.database, tr("The tiles and the state of their jobs, in one file")
@@ -216,7 +228,9 @@ class GridPage(QWidget):
             self._confirmed_overwrite = None  # a replace confirmed for another file does not carry over
 
     def _crs_changed(self, *_: Any) -> None:
-        if self.crs_widget.crs().isValid():
+        crs = self.crs_widget.crs()
+        self.crs_widget.setToolTip(f"{crs.authid()} · {crs.description()}" if crs.isValid() else "")
+        if crs.isValid():
             self.chosen_crs.setChecked(True)
         self.schedule_preview()
 

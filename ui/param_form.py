@@ -9,18 +9,19 @@ from qgis.gui import QgsDateEdit, QgsDateTimeEdit
 from qgis.PyQt.QtCore import QDate, QDateTime, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QStyle,
     QWidget,
 )
 
 from . import param_schema as ps
+from .flow_layout import FlowLayout
 from .i18n import translator
-from .widgets import FieldMessage, add_field, hint, new_form
+from .widgets import ElidingComboBox, FieldMessage, add_field, hint, new_form
 
 tr = translator("ParameterForm")
 
@@ -64,6 +65,10 @@ def _date_edit(allow_null: bool) -> QgsDateEdit:
     edit.setDisplayFormat("yyyy-MM-dd")
     edit.setCalendarPopup(True)
     edit.setAllowNull(allow_null)
+    if allow_null:
+        # the clear button sits inside the text field, but the size hint leaves no room for it
+        clear_button = edit.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 8
+        edit.setMinimumWidth(edit.sizeHint().width() + clear_button)
     return edit
 
 
@@ -97,16 +102,19 @@ class FieldEditor:
             self.widget.setAllowNull(optional)
         elif kind == ps.DATE_RANGE:
             self.widget = QWidget()
-            row = QHBoxLayout(self.widget)
-            row.setContentsMargins(0, 0, 0, 0)
+            row = FlowLayout(self.widget)  # "– end" goes below the start in a narrow dock
             self.start, self.end = _date_edit(True), _date_edit(True)
-            row.addWidget(self.start, 1)
-            row.addWidget(QLabel("–"))
-            row.addWidget(self.end, 1)
+            end = QWidget()
+            end_row = QHBoxLayout(end)
+            end_row.setContentsMargins(0, 0, 0, 0)
+            end_row.addWidget(QLabel("–"))
+            end_row.addWidget(self.end)
+            row.addWidget(self.start)
+            row.addWidget(end)
             self.start.setToolTip(tr("Start (included)"))
             self.end.setToolTip(tr("End (excluded)"))
         elif kind == ps.ENUM:
-            self.widget = QComboBox()
+            self.widget = ElidingComboBox()
             if optional:
                 self.widget.addItem("", None)
             for choice in spec.choices:

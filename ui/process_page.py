@@ -15,9 +15,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
-    QComboBox,
     QGroupBox,
-    QLabel,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -33,7 +31,7 @@ from .i18n import translator
 from .param_form import ParameterForm
 from .proxies import qgis_proxies
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, button_row, hint, new_form
+from .widgets import ElidingComboBox, FieldMessage, WrapLabel, add_field, button_row, hint, new_form, tooltip_shows_text
 
 tr = translator("ProcessPage")
 log = logging.getLogger(__name__)
@@ -85,7 +83,7 @@ class ProcessPage(QWidget):
         source = QGroupBox(tr("Process"))
         form = new_form()
         source.setLayout(form)
-        self.source_namespace = QRadioButton(tr("Process definition URL (namespace)"))
+        self.source_namespace = QRadioButton(tr("URL of a process definition"))
         self.source_process_id = QRadioButton(tr("Process of a backend"))
         self.source_file = QRadioButton(tr("Process graph file"))
         group = QButtonGroup(self)
@@ -99,11 +97,13 @@ class ProcessPage(QWidget):
         self.process_id = QLineEdit()
         self.process_id.setPlaceholderText(tr("e.g. cloud_free_composite"))
         self.process_id_message = add_field(form, tr("Process id"), self.process_id)
-        self.backend = QComboBox()
+        self.backend = ElidingComboBox()
         self.backend_message = add_field(form, tr("Describe on"), self.backend)
         self.graph_file = QgsFileWidget()
         self.graph_file.setFilter(tr("Process graph (*.json)"))
         self.graph_file_message = add_field(form, tr("File"), self.graph_file)
+        for field in (self.namespace, self.process_id, self.graph_file):
+            tooltip_shows_text(field)
         self.load_button = QPushButton(tr("Load definition"))
         self.demo_button = QPushButton(tr("Demo process"))
         self.demo_button.setToolTip(tr("The cloud-free composite of the Local demo backend"))
@@ -114,11 +114,10 @@ class ProcessPage(QWidget):
 
         self.params_box = QGroupBox(tr("Parameters"))
         column = QVBoxLayout(self.params_box)
-        self.summary = QLabel(tr("Load a process definition to see its parameters."))
-        self.summary.setWordWrap(True)
+        self.summary = WrapLabel(tr("Load a process definition to see its parameters."))
         column.addWidget(self.summary)
         geometry_form = new_form()
-        self.geometry_combo = QComboBox()
+        self.geometry_combo = ElidingComboBox()
         self.geometry_message = add_field(
             geometry_form, tr("Tile geometry goes to"), self.geometry_combo, tr("The parameter filled per tile")
         )

@@ -14,8 +14,6 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QModelIndex, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -23,6 +21,7 @@ from qgis.PyQt.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QStyle,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -31,10 +30,11 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core import statuses
 from . import settings
+from .flow_layout import FlowLayout
 from .i18n import translator
 from .run_figures import Clock, RunClock
-from .tile_table import FID_ROLE, TileFilterModel, TileTableModel
-from .widgets import FieldMessage, add_field, icon, new_form
+from .tile_table import COLUMNS, FID_ROLE, TileFilterModel, TileTableModel
+from .widgets import ElidingComboBox, FieldMessage, WrapLabel, add_field, button_row, icon, new_form, tooltip_shows_text
 
 tr = translator("RunPage")
 
@@ -130,18 +130,17 @@ class RunPage(QWidget):
         box = QGroupBox(tr("Run"))
         form = new_form()
         box.setLayout(form)
-        self.database_label = QLabel(tr("Create the grid first (step Grid)."))
-        self.database_label.setWordWrap(True)
+        self.database_label = WrapLabel(tr("Create the grid first (step Grid)."))
         form.addRow(tr("Job database:"), self.database_label)
         self.open_button = QPushButton(tr("Open a run…"))
         self.open_button.setToolTip(tr("Open the job database of an earlier run to watch or resume it"))
         form.addRow(self.open_button)
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        tooltip_shows_text(self.output)
         self.output_message = add_field(
             form, tr("Output folder"), self.output, tr("Where this run's results go (recorded with the run)")
         )
-        buttons = QGridLayout()
         self.start_button = QPushButton(icon("run"), tr("Start"))
         self.stop_button = QPushButton(icon("stop"), tr("Stop"))
         self.retry_button = QPushButton(icon("retry"), tr("Retry failed"))
@@ -149,11 +148,7 @@ class RunPage(QWidget):
         self.start_button.setToolTip(tr("Start the run, or resume it where it stopped"))
         self.stop_button.setToolTip(tr("Stop watching and starting jobs; jobs already on the backends go on"))
         self.cancel_remote_button.setToolTip(tr("Cancel every job of this run that is still on a backend"))
-        buttons.addWidget(self.start_button, 0, 0)
-        buttons.addWidget(self.stop_button, 0, 1)
-        buttons.addWidget(self.retry_button, 1, 0)
-        buttons.addWidget(self.cancel_remote_button, 1, 1)
-        form.addRow(buttons)
+        form.addRow(button_row(self.start_button, self.stop_button, self.retry_button, self.cancel_remote_button))
         self.start_message = FieldMessage()
         form.addRow(self.start_message)
         layout.addWidget(box)
@@ -166,28 +161,17 @@ class RunPage(QWidget):
         self.progress_label = QLabel()
         self.progress_label.setWordWrap(True)
         column.addWidget(self.progress_label)
-        self.counts_grid = QGridLayout()
+        self.counts_grid = FlowLayout()  # two columns of counts, one in a narrow dock
         self.count_labels: dict[str, QLabel] = {}
-        for i, status in enumerate(statuses.ALL_STATUSES):
-            swatch = QLabel()
-            swatch.setFixedSize(12, 12)
-            swatch.setStyleSheet(
-                f"background: {statuses.CSS_HEX.get(statuses.color_of(status))}; border: 1px solid #333;"
-            )
-            name = QLabel(status_names().get(status, status))
-            count = QLabel("0")
-            count.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            count.setObjectName(f"count_{status}")
-            self.count_labels[status] = count
-            row, col = divmod(i, 2)
-            self.counts_grid.addWidget(swatch, row, col * 3)
-            self.counts_grid.addWidget(name, row, col * 3 + 1)
-            self.counts_grid.addWidget(count, row, col * 3 + 2)
+        cells = [self._count_cell(status) for status in statuses.ALL_STATUSES]
+        cell_width = max(cell.sizeHint().width() for cell in cells)
+        for cell in cells:
+            cell.setFixedWidth(cell_width)
+            self.counts_grid.addWidget(cell)
         column.addLayout(self.counts_grid)
         stats = new_form()
-        self.backends_label = QLabel("–")
-        self.backends_label.setWordWrap(True)
-        self.costs_label = QLabel("–")
+        self.backends_label = WrapLabel("–")
+        self.costs_label = WrapLabel("–")
         self.elapsed_label = QLabel("–")
         self.eta_label = QLabel("–")
         stats.addRow(tr("Backends:"), self.backends_label)
@@ -201,7 +185,7 @@ class RunPage(QWidget):
         column = QVBoxLayout(tiles_box)
         filter_row = QHBoxLayout()
         filter_row.addWidget(QLabel(tr("Show:")))
-        self.filter = QComboBox()
+        self.filter = ElidingComboBox()
         self.filter.addItem(tr("All tiles"), ())
         self.filter.addItem(tr("Failed"), FAILED_STATUSES)
         self.filter.addItem(tr("Active"), tuple(statuses.ACTIVE_STATUSES))
@@ -243,6 +227,25 @@ class RunPage(QWidget):
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.set_running(False)
+
+    def _count_cell(self, status: str) -> QWidget:
+        """Colour swatch, status name and its count (the count label is kept in :attr:`count_labels`)."""
+        cell = QWidget()
+        row = QHBoxLayout(cell)
+        row.setContentsMargins(0, 0, 8, 0)
+        swatch = QLabel()
+        swatch.setFixedSize(12, 12)
+        swatch.setStyleSheet(f"background: {statuses.CSS_HEX.get(statuses.color_of(status))}; border: 1px solid #333;")
+        name = QLabel(status_names().get(status, status))
+        count = QLabel("0")
+        count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        count.setMinimumWidth(count.fontMetrics().horizontalAdvance("00,000"))
+        count.setObjectName(f"count_{status}")
+        self.count_labels[status] = count
+        row.addWidget(swatch)
+        row.addWidget(name, 1)
+        row.addWidget(count)
+        return cell
 
     def _choose_run(self) -> None:
         from qgis.PyQt.QtWidgets import QFileDialog
@@ -347,6 +350,21 @@ class RunPage(QWidget):
 
     def update_rows(self, rows: list[dict]) -> None:
         self.model.update_rows(rows)
+        self._fit_columns(rows)
+
+    def _fit_columns(self, rows: list[dict]) -> None:
+        """Widen a column when a new value (a job id arriving) does not fit: no "j-..." cells."""
+        metrics = self.table.fontMetrics()
+        margin = 2 * self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 12
+        for column, field in enumerate(COLUMNS[:-1]):  # the last column stretches
+            texts = {str(r[field]) for r in rows if r.get(field) is not None}
+            if not texts:
+                continue
+            needed = max(metrics.horizontalAdvance(t) for t in texts) + margin
+            if field == "status":
+                needed += self.table.iconSize().width() + 6  # the colour swatch
+            if needed > self.table.columnWidth(column):
+                self.table.setColumnWidth(column, needed)
 
     def _tick(self) -> None:
         elapsed = self.clock.elapsed()

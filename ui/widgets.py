@@ -9,16 +9,21 @@ from typing import Any, Callable, Optional
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QFrame,
-    QHBoxLayout,
     QLabel,
     QLayout,
     QScrollArea,
     QSizePolicy,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
+
+from .flow_layout import FlowLayout
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
@@ -104,14 +109,76 @@ class FieldMessage(WrapLabel):
         signal.connect(lambda *_: self.has_message() and self.check(problem()))
 
 
+#: Characters a combo box asks room for; longer texts are elided (full text in the tooltip).
+COMBO_MIN_CHARS = 10
+
+
+def narrow_combo(combo: QComboBox, chars: int = COMBO_MIN_CHARS) -> QComboBox:
+    """Let ``combo`` be narrower than its longest item (by default a combo is never narrower)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
+
+
+class ElidingComboBox(QComboBox):
+    """A combo box that fits a narrow dock: its text is elided ("…") when too long, the full text
+    is its tooltip, and each item's full text is the item's tooltip in the list."""
+
+    def __init__(self, parent: Optional[QWidget] = None, chars: int = COMBO_MIN_CHARS) -> None:
+        super().__init__(parent)
+        self._description = ""
+        narrow_combo(self, chars)
+        self.currentTextChanged.connect(lambda _text: self._show_tooltip())
+        self.model().rowsInserted.connect(self._item_tooltips)
+
+    def setToolTip(self, description: str) -> None:  # Qt's name: the tooltip is the text + this
+        self._description = description
+        self._show_tooltip()
+
+    def _show_tooltip(self) -> None:
+        super().setToolTip("\n".join(t for t in (self.currentText(), self._description) if t))
+
+    def _item_tooltips(self, _parent: Any, first: int, last: int) -> None:
+        for row in range(first, last + 1):
+            self.setItemData(row, self.itemText(row), Qt.ItemDataRole.ToolTipRole)
+
+    def displayed_text(self) -> str:
+        """The text as drawn (elided to the edit field's width)."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        return self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight, field.width())
+
+    def paintEvent(self, _event: Any) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = self.displayed_text()
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
+def tooltip_shows_text(field: QWidget) -> None:
+    """A QLineEdit or QgsFileWidget in a narrow dock shows part of a long text: its tooltip shows all."""
+    signal = field.fileChanged if hasattr(field, "fileChanged") else field.textChanged
+    signal.connect(field.setToolTip)
+
+
 def hint(text: str, parent: Optional[QWidget] = None) -> WrapLabel:
     label = WrapLabel(text, parent)
     label.setStyleSheet(HINT_STYLE)
     return label
 
 
-def add_field(form: QFormLayout, label: str, field: QWidget | QLayout, tooltip: str = "") -> FieldMessage:
-    """Add ``label: field`` to a form with its :class:`FieldMessage` right below; return the message."""
+def add_field(
+    form: QFormLayout, label: str, field: QWidget | QLayout, tooltip: str = "", below: bool = False
+) -> FieldMessage:
+    """Add ``label: field`` to a form with its :class:`FieldMessage` right below; return the message.
+
+    ``below``: the field goes under its label, across the form's whole width (wide fields).
+    """
     container = QWidget()
     column = QVBoxLayout(container)
     column.setContentsMargins(0, 0, 0, 0)
@@ -127,16 +194,19 @@ def add_field(form: QFormLayout, label: str, field: QWidget | QLayout, tooltip: 
     caption = QLabel(label)
     if tooltip:
         caption.setToolTip(tooltip)
-    form.addRow(caption, container)
+    if below:
+        form.addRow(caption)
+        form.addRow(container)
+    else:
+        form.addRow(caption, container)
     return message
 
 
-def button_row(*buttons: QWidget) -> QHBoxLayout:
-    """``buttons`` side by side, left-aligned."""
-    row = QHBoxLayout()
+def button_row(*buttons: QWidget) -> FlowLayout:
+    """``buttons`` side by side, left-aligned, wrapping onto a second line in a narrow dock."""
+    row = FlowLayout()
     for button in buttons:
         row.addWidget(button)
-    row.addStretch(1)
     return row
 
 
