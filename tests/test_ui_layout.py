@@ -11,7 +11,16 @@ import pytest
 from qgis.core import QgsProject, QgsSettings
 from qgis.gui import QgsDateEdit, QgsMapCanvas, QgsMessageBar
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QLabel, QLineEdit, QMainWindow, QToolButton, QWidget
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QStyle,
+    QStyleOptionComboBox,
+    QToolButton,
+    QWidget,
+)
 from ui_helpers import ready_to_run
 
 from openeo_tile_jobs.core import statuses
@@ -99,6 +108,16 @@ def _line_edit_room(edit) -> int:
     return edit.contentsRect().width() - side - 8
 
 
+def _combo_room(combo) -> int:
+    option = QStyleOptionComboBox()
+    option.initFrom(combo)  # initStyleOption is protected on combos QGIS created
+    option.editable = combo.isEditable()
+    field = combo.style().subControlRect(
+        QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, combo
+    )
+    return field.width() - (combo.iconSize().width() + 4 if not combo.itemIcon(combo.currentIndex()).isNull() else 0)
+
+
 def _layout_problems(dock) -> list[str]:
     """What a user would see wrong on the current step: clipped text, text past the dock's edge."""
     problems = []
@@ -119,6 +138,12 @@ def _layout_problems(dock) -> list[str]:
         elif isinstance(widget, ElidingComboBox):
             if widget.displayed_text() != widget.currentText() and widget.currentText() not in widget.toolTip():
                 problems.append(f"{name} {widget.currentText()!r} elided without a tooltip")
+        elif isinstance(widget, QComboBox) and not widget.isEditable():  # QGIS's own combos clip
+            if not _fits(widget, widget.currentText(), _combo_room(widget)) and widget.currentText() not in {
+                widget.toolTip(),
+                widget.parent().toolTip(),
+            }:
+                problems.append(f"{name} {widget.currentText()!r} clipped without a tooltip")
         elif isinstance(widget, QLineEdit) and widget.text():
             owner = widget.parent()
             if isinstance(owner, QgsDateEdit):  # a date must always show whole

@@ -131,6 +131,7 @@ class BackendsPage(QWidget):
         self.list = QListWidget()
         self.list.setMinimumHeight(90)
         self.list.setMaximumHeight(160)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # long URLs elide ("…")
         layout.addWidget(self.list)
         self.add_button = QPushButton(tr("Add"))
         self.edit_button = QPushButton(tr("Edit"))
@@ -165,7 +166,11 @@ class BackendsPage(QWidget):
         self.auth_message = add_field(form, tr("Authentication"), self.auth)
         self.authcfg = QgsAuthConfigSelect(None, "")
         for combo in self.authcfg.findChildren(QComboBox):
-            narrow_combo(combo)  # QGIS's own combo is otherwise as wide as its longest configuration name
+            # QGIS's own combo is otherwise as wide as its longest configuration name; QGIS resets the
+            # combo's tooltip, so the whole name goes into the widget's
+            narrow_combo(combo, chars=len("No Authentication"), tooltip=False)
+            combo.currentTextChanged.connect(self.authcfg.setToolTip)
+            self.authcfg.setToolTip(combo.currentText())
         self.authcfg_message = add_field(form, tr("Credentials"), self.authcfg)
         self.authcfg_hint = hint("")
         form.addRow(self.authcfg_hint)
@@ -224,7 +229,10 @@ class BackendsPage(QWidget):
         self.list.clear()
         for profile in self.profiles:
             item = QListWidgetItem(f"{profile.name} — {profile.url}")
-            item.setToolTip(f"{auth_labels().get(profile.auth, profile.auth)}; {profile.parallel_jobs} parallel jobs")
+            item.setToolTip(
+                f"{profile.name} — {profile.url}\n"
+                f"{auth_labels().get(profile.auth, profile.auth)}; {profile.parallel_jobs} parallel jobs"
+            )
             self.list.addItem(item)
         self.list.blockSignals(False)
         names = [p.name for p in self.profiles]

@@ -113,10 +113,14 @@ class FieldMessage(WrapLabel):
 COMBO_MIN_CHARS = 10
 
 
-def narrow_combo(combo: QComboBox, chars: int = COMBO_MIN_CHARS) -> QComboBox:
-    """Let ``combo`` be narrower than its longest item (by default a combo is never narrower)."""
+def narrow_combo(combo: QComboBox, chars: int = COMBO_MIN_CHARS, tooltip: bool = True) -> QComboBox:
+    """Let ``combo`` be narrower than its longest item (by default a combo is never narrower);
+    ``tooltip``: its tooltip shows the whole current text (for QGIS's combos, which clip it)."""
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(chars)
+    if tooltip:
+        combo.currentTextChanged.connect(combo.setToolTip)
+        combo.setToolTip(combo.currentText())
     return combo
 
 
@@ -127,7 +131,7 @@ class ElidingComboBox(QComboBox):
     def __init__(self, parent: Optional[QWidget] = None, chars: int = COMBO_MIN_CHARS) -> None:
         super().__init__(parent)
         self._description = ""
-        narrow_combo(self, chars)
+        narrow_combo(self, chars, tooltip=False)
         self.currentTextChanged.connect(lambda _text: self._show_tooltip())
         self.model().rowsInserted.connect(self._item_tooltips)
 
