@@ -76,7 +76,7 @@ def test_tile_menu_tool_opens_the_menu_of_the_clicked_tile(dock, qgis_canvas, qt
     assert qgis_canvas.mapTool() is controller.tile_tool
     # the south-west tile x0_y0 (500-510 km E, 5000-5010 km N) is left of and below the centre
     point = qgis_canvas.getCoordinateTransform().transform(505_000, 5_005_000).toQPointF().toPoint()
-    qtbot.mouseClick(qgis_canvas.viewport(), Qt.LeftButton, pos=QPoint(point.x(), point.y()))
+    qtbot.mouseClick(qgis_canvas.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(point.x(), point.y()))
     menu = controller.tile_tool.last_menu
     assert menu is not None
     assert menu.isVisible()

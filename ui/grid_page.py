@@ -130,7 +130,7 @@ class GridPage(QWidget):
         group.addButton(self.auto_crs)
         group.addButton(self.chosen_crs)
         self.crs_widget = QgsProjectionSelectionWidget()
-        self.crs_widget.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
+        self.crs_widget.setOptionVisible(QgsProjectionSelectionWidget.CrsOption.CrsNotSet, True)
         self.crs_widget.setNotSetText(tr("Choose a projected CRS…"))
         for combo in self.crs_widget.findChildren(QComboBox):
             narrow_combo(combo)  # else as wide as the longest CRS name QGIS lists
@@ -184,7 +184,7 @@ class GridPage(QWidget):
         form = new_form()
         output.setLayout(form)
         self.database = QgsFileWidget()
-        self.database.setStorageMode(QgsFileWidget.SaveFile)
+        self.database.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.database.setFilter(tr("GeoPackage (*.gpkg)"))
         self.database.setConfirmOverwrite(False)
         tooltip_shows_text(self.database)

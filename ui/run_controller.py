@@ -137,7 +137,9 @@ class RunController(QObject):
 
     def _grid_created(self, grid, path: str) -> None:
         self.open_database(path)
-        self.notify(tr("{count:,} tiles created in {path}.").format(count=len(grid), path=path), Qgis.Success)
+        self.notify(
+            tr("{count:,} tiles created in {path}.").format(count=len(grid), path=path), Qgis.MessageLevel.Success
+        )
         self.show_step(BACKENDS)
 
     def open_database(self, path: str) -> None:
@@ -181,7 +183,7 @@ class RunController(QObject):
         except Exception as exc:  # noqa: BLE001 (not one of our files, unreadable...)
             self.page.start_message.show_message(tr("Cannot open {path}: {error}").format(path=path, error=exc))
             return False
-        self.notify(tr("Opened the run {path}.").format(path=path), Qgis.Info)
+        self.notify(tr("Opened the run {path}.").format(path=path), Qgis.MessageLevel.Info)
         return True
 
     def _drop_session(self) -> None:
@@ -253,7 +255,7 @@ class RunController(QObject):
         self._ran = True
         self.page.set_running(True)
         self._save_timer.start()
-        self.notify(tr("Run started."), Qgis.Info)
+        self.notify(tr("Run started."), Qgis.MessageLevel.Info)
         return True
 
     def stop(self, cancel_remote_jobs: bool = False) -> None:
@@ -267,7 +269,7 @@ class RunController(QObject):
         self.last_outcome = outcome
         error = getattr(result, "error", None)
         if outcome == "failed":
-            self.notify(tr("The run stopped: {error}").format(error=error), Qgis.Critical)
+            self.notify(tr("The run stopped: {error}").format(error=error), Qgis.MessageLevel.Critical)
         elif outcome == "done":
             counts = self.page.model.counts()
             self.notify(
@@ -275,12 +277,14 @@ class RunController(QObject):
                     finished=counts.get(statuses.FINISHED, 0),
                     failed=sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED)),
                 ),
-                Qgis.Success,
+                Qgis.MessageLevel.Success,
             )
         else:
-            self.notify(tr("Run stopped; press Start to resume."), Qgis.Info)
+            self.notify(tr("Run stopped; press Start to resume."), Qgis.MessageLevel.Info)
         if getattr(result, "remote_canceled", 0):
-            self.notify(tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.Info)
+            self.notify(
+                tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.MessageLevel.Info
+            )
         self.runFinished.emit(outcome)
 
     def _save_active_time(self) -> None:
@@ -319,7 +323,7 @@ class RunController(QObject):
             self.page.show_counts(self.page.model.counts())
             if self.tile_layer is not None:
                 self.tile_layer.triggerRepaint()
-        self.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.Info)
+        self.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.MessageLevel.Info)
         if count and not self.running:
             self.start()
         return count
@@ -329,7 +333,7 @@ class RunController(QObject):
             return 0
         rows = self.db.get_by_status(list(FAILED_STATUSES), columns=["status"])
         if not rows:
-            self.notify(tr("No failed tile to retry."), Qgis.Info)
+            self.notify(tr("No failed tile to retry."), Qgis.MessageLevel.Info)
             return 0
         return self.retry_tiles([int(r["fid"]) for r in rows])
 
@@ -358,14 +362,14 @@ class RunController(QObject):
         def done(count: int) -> None:
             self.notify(
                 tr("{count} remote job(s) canceled; press Start to record their status.").format(count=count),
-                Qgis.Info,
+                Qgis.MessageLevel.Info,
             )
 
         task = run_in_background(
             tr("Canceling remote jobs"),
             lambda _task: cancel_remote_jobs(scheduler),
             done,
-            lambda e: self.notify(str(e), Qgis.Warning),
+            lambda e: self.notify(str(e), Qgis.MessageLevel.Warning),
         )
         self._keep = [task, snapshot, scheduler]
 
@@ -390,7 +394,7 @@ class RunController(QObject):
     def _needs_sign_in(self, backend: str, reason: str) -> None:
         self.notify(
             tr("{backend} needs you to sign in again (step Backends): {reason}").format(backend=backend, reason=reason),
-            Qgis.Warning,
+            Qgis.MessageLevel.Warning,
             0,
         )
 
@@ -421,7 +425,9 @@ class RunController(QObject):
         folder = Path(str(row.get("result_dir") or ""))
         paths = sorted(p for p in folder.glob("*") if p.is_file() and is_raster_result(p)) if folder.is_dir() else []
         if not paths:
-            self.notify(tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.Warning)
+            self.notify(
+                tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.MessageLevel.Warning
+            )
             return
         if self.session is not None:
             self.session.show_results({row.get("tile_id"): [str(p) for p in paths]})
@@ -431,7 +437,7 @@ class RunController(QObject):
         job_id, backend_name = row.get("id"), row.get("backend_name")
         profile = self.pages.backends.profile(backend_name or "")
         if not job_id or profile is None:
-            self.notify(tr("This tile has no job on a known backend."), Qgis.Warning)
+            self.notify(tr("This tile has no job on a known backend."), Qgis.MessageLevel.Warning)
             return
         from ..core.backends import Backend
 
@@ -447,7 +453,7 @@ class RunController(QObject):
 
         def failed(error: BaseException) -> None:
             text = tr("Cannot fetch the logs of job {job}: {error}").format(job=job_id, error=error)
-            self.notify(text, Qgis.Warning)
+            self.notify(text, Qgis.MessageLevel.Warning)
 
         run_in_background(tr("Fetching job logs"), work, done, failed)
         self._logs_snapshot = snapshot

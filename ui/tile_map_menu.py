@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from qgis.core import QgsFeature, QgsMapLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsFeature, QgsMapLayer, QgsVectorLayer
 from qgis.gui import QgsGui, QgsMapLayerAction, QgsMapMouseEvent, QgsMapToolIdentify
 from qgis.PyQt.QtGui import QCursor
 from qgis.PyQt.QtWidgets import QMenu
 
 from .i18n import translator
 from .run_page import TileActions, build_tile_menu
+
+SINGLE_FEATURE = (
+    Qgis.MapLayerActionTarget.SingleFeature
+    if hasattr(Qgis, "MapLayerActionTarget")
+    else QgsMapLayerAction.Target.SingleFeature  # before QGIS 3.30
+)
 
 tr = translator("TileMapMenu")
 

@@ -217,9 +217,9 @@ def button_row(*buttons: QWidget) -> FlowLayout:
 def new_form() -> QFormLayout:
     """A form that wraps its rows when the dock is narrow."""
     form = QFormLayout()
-    form.setRowWrapPolicy(QFormLayout.WrapLongRows)
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-    form.setLabelAlignment(Qt.AlignLeft)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
     return form
 
 
@@ -227,9 +227,9 @@ def scroll_page(content: QWidget) -> QScrollArea:
     """Wrap a step in a scroll area so it stays usable in a short dock."""
     area = QScrollArea()
     area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    content.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
     area.setWidget(content)
     return area
 
