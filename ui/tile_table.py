@@ -106,7 +106,11 @@ class TileTableModel(QAbstractTableModel):
             if column == "status" and row.get("last_error"):
                 return str(row["last_error"])
             return None if value is None else str(value)  # the full text of a narrow cell
-        if role == Qt.ItemDataRole.ForegroundRole and column == "status" and value in (statuses.ERROR, statuses.START_FAILED):
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and column == "status"
+            and value in (statuses.ERROR, statuses.START_FAILED)
+        ):
             return QBrush(QColor("#b00000"))
         if role == FID_ROLE:
             return int(row["fid"])
