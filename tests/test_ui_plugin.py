@@ -200,3 +200,30 @@ def test_desktop_without_requirements_loads_and_names_them(qgis_profile, tmp_pat
     assert done.returncode == 0, done.stderr
     said = next(line for line in done.stdout.splitlines() if line.startswith("BAR: Missing Python packages:"))
     assert all(name in said for name in HIDDEN) and "pip install" in said
+
+
+def test_local_demo_backend_leaves_no_resource_warnings_for_qgis(tmp_path) -> None:
+    """QGIS shows every warning in its "Python warning" log tab (qgis.utils sets simplefilter("default")):
+    the Local demo backend's engine, loaded in QGIS's process, must not leave files open."""
+    script = tmp_path / "load_engine.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import gc
+            import warnings
+
+            warnings.simplefilter("default")  # what qgis.utils does in QGIS
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default")
+                from openeo_tile_jobs.local_backend import engine
+
+                engine._load_base()
+                gc.collect()
+            leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+            print(len(leaks), leaks[:3])
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "0", done.stdout  # was 149 spec files of openeo-processes-dask
