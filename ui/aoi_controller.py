@@ -12,6 +12,7 @@ from qgis.core import (
     QgsGeometry,
     QgsMapLayer,
     QgsProject,
+    QgsRectangle,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QObject, pyqtSignal
@@ -120,6 +121,19 @@ class AoiController(QObject):
             self.message.emit(
                 tr("The map is not shown, so there is nowhere to draw: open or create a project, then draw the area."),
                 Qgis.MessageLevel.Warning,
+            )
+        elif not QgsProject.instance().mapLayers():
+            if self.canvas.extent().width() <= 0 or self.canvas.scale() < 1_000:  # an empty project's
+                world = QgsRectangle(-180, -85, 180, 85)
+                wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+                transform = QgsCoordinateTransform(
+                    wgs84, self.canvas.mapSettings().destinationCrs(), QgsProject.instance()
+                )
+                self.canvas.setExtent(transform.transformBoundingBox(world))
+                self.canvas.refresh()
+            self.message.emit(
+                tr("The map has no layer yet: add one (or a basemap) to see where you draw, or use a layer's extent."),
+                Qgis.MessageLevel.Info,
             )
 
     def use_selected_features(self, layer: Optional[QgsMapLayer] = None) -> bool:
