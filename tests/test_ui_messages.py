@@ -7,25 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsProject, QgsSettings
 from qgis.PyQt.QtCore import Qt
+from ui_helpers import panel
 
 from openeo_tile_jobs.ui import param_schema as ps
-from openeo_tile_jobs.ui.dock import TileJobsDock
 from openeo_tile_jobs.ui.param_form import ParameterForm
 
 DEMO_PROCESS = Path(__file__).resolve().parent.parent / "local_backend" / "processes" / "cloud_free_composite.json"
 
 
 @pytest.fixture()
-def dock(qgis_iface, qgis_canvas):
-    QgsSettings().remove("openeo_tile_jobs")
-    panel = TileJobsDock(None, iface=qgis_iface)
-    yield panel
-    panel.close_down()
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
+def dock(qgis_iface):
+    with panel(qgis_iface) as dock:
+        yield dock
 
 
 def _shown(message) -> str:

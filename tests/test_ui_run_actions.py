@@ -4,13 +4,11 @@ run (the message names the engine's count), the tile menu tool clicked on the ma
 from __future__ import annotations
 
 import pytest
-from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsSettings
+from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt
-from ui_helpers import ready_to_run
+from ui_helpers import panel, ready_to_run
 
 from openeo_tile_jobs.core import statuses
-from openeo_tile_jobs.ui import local_demo
-from openeo_tile_jobs.ui.dock import TileJobsDock
 from openeo_tile_jobs.ui.run_figures import ACTIVE_TIME_KEY
 from openeo_tile_jobs.ui.run_page import format_duration
 
@@ -19,24 +17,11 @@ UTM31 = QgsCoordinateReferenceSystem("EPSG:32631")
 
 @pytest.fixture()
 def dock(qgis_iface, qgis_canvas, qtbot):
-    QgsSettings().remove("openeo_tile_jobs")
-    window = qgis_canvas.window()
-    window.resize(1000, 700)
-    window.show()
-    qtbot.waitUntil(lambda: qgis_canvas.mapSettings().outputSize().width() > 700)
-    qgis_canvas.setDestinationCrs(UTM31)
-    qgis_canvas.setExtent(QgsRectangle(495_000, 4_995_000, 525_000, 5_025_000))
-    panel = TileJobsDock(None, iface=qgis_iface)
-    messages: list[str] = []
-    panel.run_controller.notify = lambda text, *_: messages.append(text)
-    panel.messages = messages
-    yield panel
-    panel.close_down()
-    qtbot.waitUntil(lambda: not panel.run_controller.running, timeout=10_000)
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
-    local_demo.use_backend(None)
+    with panel(qgis_iface, qgis_canvas, qtbot, QgsRectangle(495_000, 4_995_000, 525_000, 5_025_000)) as dock:
+        messages: list[str] = []
+        dock.run_controller.notify = lambda text, *_: messages.append(text)
+        dock.messages = messages
+        yield dock
 
 
 def test_retry_from_the_tile_menu_during_a_run_names_the_count(dock, qtbot, tmp_path, local_backend_factory):

@@ -4,7 +4,7 @@ left from its own measured pace ("estimating…" until there is evidence)."""
 from __future__ import annotations
 
 import pytest
-from qgis.core import QgsProject, QgsSettings
+from ui_helpers import panel
 
 from openeo_tile_jobs.core import grid as core_grid
 from openeo_tile_jobs.core import statuses
@@ -91,16 +91,9 @@ def test_pace_carries_over_a_stop_in_the_same_session() -> None:
 
 # -- the Run step in QGIS -----------------------------------------------------------------------------
 @pytest.fixture()
-def dock(qgis_iface, qgis_canvas):
-    from openeo_tile_jobs.ui.dock import TileJobsDock
-
-    QgsSettings().remove("openeo_tile_jobs")
-    panel = TileJobsDock(None, iface=qgis_iface)
-    yield panel
-    panel.close_down()
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
+def dock(qgis_iface):
+    with panel(qgis_iface) as dock:
+        yield dock
 
 
 def _run_file(path, costs=None, active_s=None, output_dir=None) -> str:
