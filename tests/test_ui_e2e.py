@@ -146,8 +146,8 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     first = run.model.row_data(0)
     assert first["status"] == statuses.ERROR and first["id"]
     run.actions.show_logs(first)
-    qtbot.waitUntil(lambda: bool(dock.run_controller.log_dialogs), timeout=10_000)
-    text = dock.run_controller.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
+    qtbot.waitUntil(lambda: bool(dock.run_controller.tile_handlers.log_dialogs), timeout=10_000)
+    text = dock.run_controller.tile_handlers.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
     assert "error" in text.lower()
 
     # the same menu on the map: click the south-west tile (x0_y0) with the tile menu tool

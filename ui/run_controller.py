@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from qgis.core import (
     Qgis,
-    QgsCoordinateTransform,
-    QgsFeatureRequest,
     QgsProject,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QObject, QTimer, QUrl, pyqtSignal
-from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
-from qgis.PyQt.QtWidgets import QAction, QDialog, QPlainTextEdit, QVBoxLayout
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import QAction
 
 from ..core import statuses
 from ..core.events import Progress, StatusChange
@@ -45,6 +41,7 @@ from .run_figures import ACTIVE_TIME_KEY
 from .run_page import FAILED_STATUSES, RunPage
 from .steps import BACKENDS, GRID, PROCESS
 from .tasks import run_in_background
+from .tile_actions import TileMenuHandlers
 from .tile_map_menu import TileLayerAction, TileMenuTool
 from .tile_table import DB_COLUMNS
 
@@ -91,7 +88,6 @@ class RunController(QObject):
         self.scheduler: Optional[Scheduler] = None
         self.snapshot = None
         self.backend_states: dict[str, str] = {}
-        self.log_dialogs: list[QDialog] = []
         self.last_outcome: Optional[str] = None
         self._ran = False  # the run shown was started in this session (its active time changed)
         self._keep: list[Any] = []
@@ -105,12 +101,9 @@ class RunController(QObject):
         self.page.cancelRemoteRequested.connect(self.cancel_remote_jobs)
 
         actions = self.page.actions
-        actions.zoom_to = self.zoom_to_tile
-        actions.copy_job_id = lambda row: QGuiApplication.clipboard().setText(str(row.get("id") or ""))
-        actions.open_folder = self.open_result_folder
-        actions.add_result_layer = self.add_result_layer
+        self.tile_handlers = TileMenuHandlers(canvas, notify, pages.backends.profile, lambda: self.session, self.page)
+        self.tile_handlers.fill(actions)
         actions.retry = self.retry_tiles
-        actions.show_logs = self.show_logs
 
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_ACTIVE_TIME_S * 1000)
@@ -398,82 +391,6 @@ class RunController(QObject):
             0,
         )
 
-    # tile actions ---------------------------------------------------------------------------------
-    def zoom_to_tile(self, fid: int) -> None:
-        if self.tile_layer is None:
-            return
-        feature = next(self.tile_layer.getFeatures(QgsFeatureRequest(fid).setNoAttributes()), None)
-        if feature is None or not feature.hasGeometry():
-            return
-        canvas = self.canvas
-        destination = canvas.mapSettings().destinationCrs()
-        transform = QgsCoordinateTransform(self.tile_layer.crs(), destination, QgsProject.instance())
-        extent = transform.transformBoundingBox(feature.geometry().boundingBox())
-        extent.scale(1.2)
-        canvas.setExtent(extent)
-        canvas.refresh()
-        self.tile_layer.selectByIds([fid])
-
-    def open_result_folder(self, row: dict) -> None:
-        folder = row.get("result_dir")
-        if folder:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-
-    def add_result_layer(self, row: dict) -> None:
-        from ..gis.mosaic import is_raster_result
-
-        folder = Path(str(row.get("result_dir") or ""))
-        paths = sorted(p for p in folder.glob("*") if p.is_file() and is_raster_result(p)) if folder.is_dir() else []
-        if not paths:
-            self.notify(
-                tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.MessageLevel.Warning
-            )
-            return
-        if self.session is not None:
-            self.session.show_results({row.get("tile_id"): [str(p) for p in paths]})
-
-    def show_logs(self, row: dict) -> None:
-        """Fetch the job's logs in a task and show them in a dialog."""
-        job_id, backend_name = row.get("id"), row.get("backend_name")
-        profile = self.pages.backends.profile(backend_name or "")
-        if not job_id or profile is None:
-            self.notify(tr("This tile has no job on a known backend."), Qgis.MessageLevel.Warning)
-            return
-        from ..core.backends import Backend
-
-        snapshot = CredentialSnapshot([profile], self)
-        proxies = qgis_proxies()
-
-        def work(_task) -> list[dict]:
-            connection = Backend(profile, snapshot.provider, proxies).connect()
-            return [dict(entry) for entry in connection.job(job_id).logs()]
-
-        def done(entries: list[dict]) -> None:
-            self._show_log_dialog(row, entries)
-
-        def failed(error: BaseException) -> None:
-            text = tr("Cannot fetch the logs of job {job}: {error}").format(job=job_id, error=error)
-            self.notify(text, Qgis.MessageLevel.Warning)
-
-        run_in_background(tr("Fetching job logs"), work, done, failed)
-        self._logs_snapshot = snapshot
-
-    def _show_log_dialog(self, row: dict, entries: list[dict]) -> QDialog:
-        dialog = QDialog(self.page)
-        dialog.setWindowTitle(tr("Logs of job {job} (tile {tile})").format(job=row.get("id"), tile=row.get("tile_id")))
-        layout = QVBoxLayout(dialog)
-        text = QPlainTextEdit()
-        text.setReadOnly(True)
-        lines = [f"[{e.get('level', '')}] {e.get('time', '') or ''} {e.get('message', '')}".strip() for e in entries]
-        if row.get("last_error") and not lines:
-            lines = [str(row["last_error"])]
-        text.setPlainText("\n".join(lines) or tr("The backend has no log for this job."))
-        layout.addWidget(text)
-        dialog.resize(520, 320)
-        dialog.show()
-        self.log_dialogs.append(dialog)
-        return dialog
-
     def close_down(self) -> None:
         self.stop()
         self._save_timer.stop()
@@ -483,8 +400,7 @@ class RunController(QObject):
         if self.layer_action is not None:
             self.layer_action.unregister()
             self.layer_action = None
-        for dialog in self.log_dialogs:
-            dialog.close()
+        self.tile_handlers.close_down()
         if self.db is not None:
             self.db.close()
             self.db = None
