@@ -66,6 +66,7 @@ class LocalBackend:
         from .app import create_app
         from .auth import Auth
         from .faults import FaultInjector, RequestCounter
+        from .pool import ComputePool
         from .runner import JobRunner
         from .services import Services
         from .store import JobStore
@@ -85,8 +86,9 @@ class LocalBackend:
         app = create_app(services)
         server = _make_server(self.config.host, self.requested_port, app)
         services.port = server.server_port
-        runner = JobRunner(self.config, store, services.results_dir, services.faults, services.lookup_process)
-        services.runner = runner
+        pool = ComputePool(self.config.workers, self.config.compute).start()
+        runner = JobRunner(self.config, store, services.results_dir, services.faults, services.lookup_process, pool)
+        services.runner, services.pool = runner, pool
         self._services, self._runner, self._server = services, runner, server
         threading.Thread(target=engine.warm_up, name="local-backend-warm-up", daemon=True).start()
         runner.start()
