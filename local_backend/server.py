@@ -136,6 +136,15 @@ class LocalBackend:
         """Namespace URL of the demo process ``cloud_free_composite``."""
         return f"{self.url}/udp/cloud_free_composite.json"
 
+    @property
+    def compute_mode(self) -> str:
+        """Where jobs compute: "processes" or "threads" (asked for, or the fallback)."""
+        return self._require().pool.mode
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running worker processes (they start with the first computation)."""
+        return self._require().pool.worker_pids()
+
     # -- faults, counters, sign-in -------------------------------------------------------------
     def set_faults(self, **faults: Any) -> None:
         """Replace the fault settings (no arguments: no faults). Keys: see :class:`FaultConfig`."""
