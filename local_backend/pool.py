@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
-import shutil
+import os
 import sys
 import threading
 import time
@@ -32,22 +32,24 @@ MODES = ("processes", "threads")
 
 
 def python_executable() -> str | None:
-    """A Python interpreter of this version to start workers with, or None."""
-    exe = Path(sys.executable or "")
-    if exe.name.lower().startswith("python") and exe.is_file():
+    """The Python interpreter of this installation to start workers with, or None.
+
+    ``sys.executable`` only when it lies in this installation (or its venv): embedded in QGIS it
+    is the QGIS program, or whatever ``python3`` is first on PATH, which may be another Python
+    whose standard library does not match the one this process runs on."""
+    exe = Path(os.path.abspath(sys.executable or "nothing"))
+    homes = [Path(os.path.abspath(p)) for p in (sys.prefix, sys.exec_prefix, sys.base_exec_prefix)]
+    if exe.name.lower().startswith("python") and exe.is_file() and any(home in exe.parents for home in homes):
         return str(exe)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    names = [f"python{version}", "python3", "python"]
-    folders = [Path(sys.exec_prefix), Path(sys.base_exec_prefix), exe.parent]
-    for folder in folders:
+    for home in homes[1:]:  # the interpreter beside the libraries this process runs on
         for sub in ("bin", ""):
-            for name in names:
+            for name in (f"python{version}", "python3", "python"):
                 for suffix in ("", ".exe"):
-                    candidate = folder / sub / (name + suffix)
+                    candidate = home / sub / (name + suffix)
                     if candidate.is_file():
                         return str(candidate)
-    found = shutil.which(f"python{version}")
-    return found
+    return None
 
 
 #: Imported once by the fork server, so that each worker forked from it starts with the engine's

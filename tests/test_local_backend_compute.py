@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import openeo
+import pytest
 
 from openeo_tile_jobs.local_backend import pool
 
@@ -75,19 +76,24 @@ def test_worker_processes_end_with_the_backend_even_while_computing(local_backen
     assert not any(alive(p) for p in pids)
 
 
-def test_a_python_beside_the_qgis_executable_is_used(monkeypatch):
-    monkeypatch.setattr(sys, "executable", str(Path(sys.exec_prefix) / "bin" / "qgis"))
+@pytest.mark.parametrize("executable", ["qgis", "other-python/bin/python3"])
+def test_the_python_of_this_installation_is_used(monkeypatch, tmp_path, executable):
+    # Embedded in QGIS, sys.executable is the QGIS program or the first python3 on PATH (e.g. pyenv's).
+    fake = tmp_path / executable
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    monkeypatch.setattr(sys, "executable", str(fake))
     python = pool.python_executable()
-    assert python is not None and not python.endswith("qgis")
-    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
-    assert version.stdout.strip() == str(sys.version_info[:2])
+    assert python is not None and Path(python) != fake
+    probe = "import sys; print(sys.version_info[:2], sys.base_exec_prefix)"
+    answer = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert answer == f"{sys.version_info[:2]} {sys.base_exec_prefix}"
 
 
 def test_without_a_python_the_backend_computes_in_threads(local_backend_factory, monkeypatch, tmp_path, caplog):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))
     monkeypatch.setattr(sys, "exec_prefix", str(tmp_path))
     monkeypatch.setattr(sys, "base_exec_prefix", str(tmp_path))
-    monkeypatch.setattr(pool.shutil, "which", lambda name: None)
     backend = local_backend_factory()
     assert backend.compute_mode == "threads"
     assert "computes in threads" in caplog.text
