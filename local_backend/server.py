@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -84,7 +85,11 @@ class LocalBackend:
             secret=_secret(self.data_dir / "secret.key"),
         )
         app = create_app(services)
-        server = _make_server(self.config.host, self.requested_port, app)
+        try:
+            server = _make_server(self.config.host, self.requested_port, app)
+        except OSError:
+            store.close()
+            raise
         services.port = server.server_port
         pool = ComputePool(self.config.workers, self.config.compute).start()
         runner = JobRunner(self.config, store, services.results_dir, services.faults, services.lookup_process, pool)
@@ -237,4 +242,7 @@ def _make_server(host: str, port: int, app):
                 except OSError:
                     pass
 
-    return Server(host, port, app, handler=QuietHandler)
+    try:
+        return Server(host, port, app, handler=QuietHandler)
+    except SystemExit:  # werkzeug exits the program when it cannot bind; a caller may pick another port
+        raise OSError(errno.EADDRINUSE, f"cannot listen on {host}:{port} (in use?)") from None

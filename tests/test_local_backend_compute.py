@@ -109,3 +109,12 @@ def test_process_descriptions_are_the_official_ones(local_backend):
     # openeo-processes-dask's bundled copies differ here (a fork): the official save_result returns true.
     assert served["save_result"]["returns"]["schema"] == {"type": "boolean", "const": True}
     assert set(served) - set(official) <= {"ddmc"}  # only backend-specific processes lack an official definition
+
+
+def test_a_taken_port_is_an_oserror_so_callers_can_pick_another(local_backend_factory, tmp_path):
+    from openeo_tile_jobs.local_backend import LocalBackend
+
+    first = local_backend_factory()
+    with pytest.raises(OSError):
+        LocalBackend(tmp_path / "second", port=first.port).start()
+    assert local_backend_factory(data_dir=tmp_path / "second").running  # the same folder, another port
