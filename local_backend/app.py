@@ -1,5 +1,5 @@
 """The Flask application: what every request goes through (slashes, counting, faults, errors);
-the routes themselves live in :mod:`.routes`, one module per area of the openEO API."""
+the routes themselves live in :mod:`.routes`, one blueprint per area of the openEO API."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from .auth import OAuthError
 from .errors import ApiError
 from .routes import accounts, admin, discovery, jobs, processing
-from .routes.common import ADMIN_PREFIX, endpoint_key
+from .routes.common import ADMIN_PREFIX, EXTENSION, endpoint_key
 from .services import Services
 
 
@@ -39,9 +39,10 @@ def create_app(services: Services) -> Flask:
     app = Flask("local_backend")
     app.json.sort_keys = False
     app.wsgi_app = _TidyPaths(app.wsgi_app)  # type: ignore[method-assign]
+    app.extensions[EXTENSION] = services
     _cross_cutting(app, services)
     for area in (discovery, accounts, jobs, processing, admin):
-        area.register(app, services)
+        app.register_blueprint(area.bp)
     return app
 
 

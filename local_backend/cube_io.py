@@ -68,14 +68,7 @@ def load_collection_impl(ctx: JobContext) -> Callable:
                 "ProcessParameterInvalid",
             )
         nx, ny = grid.xs.size, grid.ys.size
-        values = nx * ny * len(dates) * len(band_list)
-        if values > MAX_CUBE_VALUES:
-            raise JobError(
-                f"The request needs {values / 1e6:.0f} million values ({nx} x {ny} pixels x "
-                f"{len(dates)} dates x {len(band_list)} bands), more than the demo backend's "
-                f"{MAX_CUBE_VALUES / 1e6:.0f} million: use a smaller extent, a shorter period or fewer bands.",
-                "ProcessParameterInvalid",
-            )
+        _check_size(nx, ny, len(dates), len(band_list))
         ctx.volume.add_load(nx * ny, len(dates), len(band_list))
         ctx.grid = grid
         if ctx.max_pixels and not ctx.dry_run and ctx.volume.pixels > ctx.max_pixels:
@@ -108,6 +101,17 @@ def load_collection_impl(ctx: JobContext) -> Callable:
         )
 
     return load_collection
+
+
+def _check_size(nx: int, ny: int, dates: int, bands: int) -> None:
+    values = nx * ny * dates * bands
+    if values > MAX_CUBE_VALUES:
+        raise JobError(
+            f"The request needs {values / 1e6:.0f} million values ({nx} x {ny} pixels x {dates} dates x {bands} "
+            f"bands), more than the demo backend's {MAX_CUBE_VALUES / 1e6:.0f} million: use a smaller extent, "
+            "a shorter period or fewer bands.",
+            "ProcessParameterInvalid",
+        )
 
 
 def _out_of_memory(ctx: JobContext, dates: int, bands: int) -> None:

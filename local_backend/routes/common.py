@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from .. import engine
 from ..errors import ApiError
@@ -16,6 +16,12 @@ from ..validate import validate_process
 
 JOB_FIELDS = ("title", "description", "plan", "budget", "log_level")
 ADMIN_PREFIX = "/_admin"
+EXTENSION = "local_backend"  # the app's Services live in app.extensions[EXTENSION]
+
+
+def svc() -> Services:
+    """What the routes work with (store, auth, runner, pool, config) for the current request."""
+    return current_app.extensions[EXTENSION]
 
 
 def root() -> str:
@@ -44,19 +50,20 @@ def endpoint_key() -> str:
     return f"{request.method} {rule.replace('<', '{').replace('>', '}')}"
 
 
-def user(services: Services, required: bool = True) -> str:
-    return services.auth.user_for(request.headers.get("Authorization"), required)
+def user(required: bool = True) -> str:
+    return svc().auth.user_for(request.headers.get("Authorization"), required)
 
 
-def get_job_or_404(services: Services, job_id: str, owner: str) -> dict:
-    job = services.store.get_job(job_id, owner)
+def get_job_or_404(job_id: str, owner: str) -> dict:
+    job = svc().store.get_job(job_id, owner)
     if job is None:
         raise ApiError("JobNotFound", f"The batch job '{job_id}' does not exist.")
     return job
 
 
-def checked_process(services: Services, process: Any, owner: str) -> dict:
+def checked_process(process: Any, owner: str) -> dict:
     """``process`` if job creation would accept it; else the :class:`ApiError` it would answer."""
+    services = svc()
     validate_process(
         process,
         known=engine.predefined_ids(),
