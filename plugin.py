@@ -53,7 +53,7 @@ class TileJobsPlugin:
 
         self.dock = TileJobsDock(self.iface.mainWindow(), iface=self.iface)
         self.dock.hide()
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         action = QAction(QIcon(str(RESOURCES / "dock.svg")), tr("openEO Tile Jobs panel"), self.iface.mainWindow())
         action.setObjectName("OpenEOTileJobsToggleDock")
@@ -77,7 +77,7 @@ class TileJobsPlugin:
             self._add_action(action)
         button = self.toolbar.widgetForAction(controller.selection_action)
         if isinstance(button, QToolButton):
-            button.setPopupMode(QToolButton.MenuButtonPopup)
+            button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
 
     def _show_area_step(self) -> None:
         if self.dock is not None:
@@ -92,12 +92,26 @@ class TileJobsPlugin:
     def _report_missing_requirements(self) -> None:
         missing = dependencies.missing_runtime()
         if not missing:
+            self._report_broken_native_libraries()
             return
         message = tr(
             "Missing Python packages: {packages}. Install them with the QPIP plugin, or run: {command}"
         ).format(packages=", ".join(missing), command=dependencies.install_command())
         log.warning(message)
-        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.Warning, 0)
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.MessageLevel.Warning, 0)
+
+    def _report_broken_native_libraries(self) -> None:
+        from .gis.native_libs import check_bundled_libraries
+
+        problems = check_bundled_libraries()
+        if not problems:
+            return
+        message = tr(
+            "A Python package of the plugin does not work in this QGIS ({problems}); grids and runs need it. "
+            "See the README's troubleshooting section on native libraries."
+        ).format(problems="; ".join(problems))
+        log.error(message)
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.MessageLevel.Critical, 0)
 
     def unload(self) -> None:
         if self.provider is not None:

@@ -12,9 +12,9 @@ LOG_TAG = "openEO Tile Jobs"
 LOGGER_NAME = __name__.split(".")[0]
 
 _LEVELS = (
-    (logging.ERROR, Qgis.Critical),
-    (logging.WARNING, Qgis.Warning),
-    (logging.INFO, Qgis.Info),
+    (logging.ERROR, Qgis.MessageLevel.Critical),
+    (logging.WARNING, Qgis.MessageLevel.Warning),
+    (logging.INFO, Qgis.MessageLevel.Info),
 )
 
 
@@ -24,7 +24,9 @@ class QgsMessageLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = self.format(record)
-            level = next((qgis_level for py_level, qgis_level in _LEVELS if record.levelno >= py_level), Qgis.Info)
+            level = next(
+                (qgis_level for py_level, qgis_level in _LEVELS if record.levelno >= py_level), Qgis.MessageLevel.Info
+            )
             QgsMessageLog.logMessage(message, LOG_TAG, level, notifyUser=False)
         except Exception:  # noqa: BLE001 (a log handler must never raise)
             self.handleError(record)

@@ -208,7 +208,10 @@ def test_sixteen_tiles_through_the_task(tmp_path, project, backend_process) -> N
         assert isinstance(renderer, QgsMultiBandColorRenderer)
         red = renderer.redContrastEnhancement()
         blue = renderer.blueContrastEnhancement()
-        assert red.contrastEnhancementAlgorithm() == QgsContrastEnhancement.StretchToMinimumMaximum
+        assert (
+            red.contrastEnhancementAlgorithm()
+            == QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum
+        )
         assert (red.minimumValue(), red.maximumValue(), blue.maximumValue()) == (200, 4000, 4500)
         assert raster.brightnessFilter().gamma() == pytest.approx(2.2)
     assert [child.name() for child in session.group.children()] == ["Tiles", "Results"]

@@ -15,7 +15,7 @@ from openeo_tile_jobs.ui.dock import DOCK_OBJECT_NAME
 
 
 def _flush_deletes() -> None:
-    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QCoreApplication.processEvents()
 
 

@@ -13,11 +13,11 @@ from qgis.core import (
     QgsMapLayer,
     QgsProject,
     QgsVectorLayer,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QAction, QMenu, QWidget
 
+from ..gis.compat import GEOMETRY_POLYGON
 from .aoi import Aoi, aoi_from_layer_extent, aoi_from_selected_features
 from .i18n import translator
 from .map_tools import AoiRubberBand, PolygonAoiTool, RectangleAoiTool
@@ -100,12 +100,14 @@ class AoiController(QObject):
 
     def use_selected_features(self, layer: Optional[QgsMapLayer] = None) -> bool:
         layer = layer if layer is not None else self.iface.activeLayer()
-        if not isinstance(layer, QgsVectorLayer) or layer.geometryType() != QgsWkbTypes.PolygonGeometry:
-            self.message.emit(tr("Select polygon features in a polygon layer first."), Qgis.Warning)
+        if not isinstance(layer, QgsVectorLayer) or layer.geometryType() != GEOMETRY_POLYGON:
+            self.message.emit(tr("Select polygon features in a polygon layer first."), Qgis.MessageLevel.Warning)
             return False
         aoi = aoi_from_selected_features(layer)
         if aoi is None:
-            self.message.emit(tr("No polygon is selected in layer '{layer}'.").format(layer=layer.name()), Qgis.Warning)
+            self.message.emit(
+                tr("No polygon is selected in layer '{layer}'.").format(layer=layer.name()), Qgis.MessageLevel.Warning
+            )
             return False
         self.set_aoi(aoi)
         return True
@@ -114,7 +116,7 @@ class AoiController(QObject):
         layer = layer if layer is not None else self.iface.activeLayer()
         aoi = aoi_from_layer_extent(layer)
         if aoi is None:
-            self.message.emit(tr("Choose a layer with an extent first."), Qgis.Warning)
+            self.message.emit(tr("Choose a layer with an extent first."), Qgis.MessageLevel.Warning)
             return False
         self.set_aoi(aoi)
         return True

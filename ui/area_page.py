@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
@@ -18,6 +17,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..gis.compat import LAYER_FILTER_RASTER, LAYER_FILTER_VECTOR
 from .aoi import Aoi
 from .aoi_controller import AoiController
 from .i18n import translator
@@ -33,7 +33,7 @@ def _tool_button(action, text: str) -> QToolButton:
     button.setText(text)
     button.setToolTip(action.toolTip())
     button.setCheckable(True)
-    button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     button.clicked.connect(lambda _checked: action.trigger())
     action.toggled.connect(button.setChecked)
     return button
@@ -65,7 +65,7 @@ class AreaPage(QWidget):
         from_layer = QGroupBox(tr("From a layer"))
         grid = QGridLayout(from_layer)
         self.layer_combo = QgsMapLayerComboBox()
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.VectorLayer | QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setFilters(LAYER_FILTER_VECTOR | LAYER_FILTER_RASTER)
         self.layer_combo.setAllowEmptyLayer(True)
         self.layer_combo.setLayer(None)
         grid.addWidget(self.layer_combo, 0, 0, 1, 2)
@@ -89,7 +89,7 @@ class AreaPage(QWidget):
         self.area_label = QLabel()
         for label in (self.source_label, self.crs_label, self.area_label):
             label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow(tr("Source:"), self.source_label)
         form.addRow(tr("CRS:"), self.crs_label)
         form.addRow(tr("Area:"), self.area_label)

@@ -132,7 +132,7 @@ class BackendsPage(QWidget):
         layout.addLayout(button_row(self.test_button, self.sign_in_button))
         self.state_label = QLabel()
         self.state_label.setWordWrap(True)
-        self.state_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.state_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.state_label)
         self.list_message = FieldMessage()
         layout.addWidget(self.list_message)
@@ -413,7 +413,7 @@ class BackendsPage(QWidget):
             self.test_button.setEnabled(True)
             self.reports[profile.name] = report
             self._selection_changed()
-            level = Qgis.Success if report.signed_in is not False else Qgis.Warning
+            level = Qgis.MessageLevel.Success if report.signed_in is not False else Qgis.MessageLevel.Warning
             self.message.emit(
                 tr("{backend}: {state}").format(backend=profile.name, state=self.describe_state(profile)), level
             )
@@ -425,7 +425,7 @@ class BackendsPage(QWidget):
             self.reports.pop(profile.name, None)
             text = tr("Cannot connect to {backend}: {error}").format(backend=profile.name, error=error)
             self.state_label.setText(text)
-            self.message.emit(self.state_label.text(), Qgis.Warning)
+            self.message.emit(self.state_label.text(), Qgis.MessageLevel.Warning)
 
         task = run_in_background(
             tr("Testing the connection to {backend}").format(backend=profile.name),
@@ -476,17 +476,19 @@ class BackendsPage(QWidget):
             self.reports[profile.name] = report
             dialog.finish(True)
             self._selection_changed()
-            self.message.emit(tr("Signed in to {backend}.").format(backend=profile.name), Qgis.Success)
+            self.message.emit(tr("Signed in to {backend}.").format(backend=profile.name), Qgis.MessageLevel.Success)
 
         def failed(error: BaseException) -> None:
             self.sign_in_button.setEnabled(True)
             self._selection_changed()
             if isinstance(error, SignInCancelledError) or bridge.cancelled.is_set():
-                self.message.emit(tr("Sign-in to {backend} cancelled.").format(backend=profile.name), Qgis.Info)
+                self.message.emit(
+                    tr("Sign-in to {backend} cancelled.").format(backend=profile.name), Qgis.MessageLevel.Info
+                )
                 return
             text = tr("Sign-in to {backend} failed: {error}").format(backend=profile.name, error=error)
             dialog.finish(False, text)
-            self.message.emit(text, Qgis.Warning)
+            self.message.emit(text, Qgis.MessageLevel.Warning)
 
         task = run_in_background(tr("Signing in to {backend}").format(backend=profile.name), work, done, failed)
         self._tasks.append((task, snapshot, bridge))

@@ -162,7 +162,7 @@ class CredentialSnapshot(QObject):
             except Exception as exc:  # noqa: BLE001 (a broken configuration means: sign in again)
                 log.warning("Cannot read the credentials of %s: %s", profile.name, type(exc).__name__)
                 self._credentials[profile.name] = None
-        self._tokenReceived.connect(self._store, Qt.QueuedConnection)
+        self._tokenReceived.connect(self._store, Qt.ConnectionType.QueuedConnection)
 
     def provider(self, profile: BackendProfile) -> Optional[Credentials]:
         with self._lock:

@@ -83,9 +83,9 @@ class TileJobsDock(QDockWidget):
             source.message.connect(self.notify)
 
     # helpers --------------------------------------------------------------------------
-    def notify(self, text: str, level: int = Qgis.Info, duration: int = 5) -> None:
+    def notify(self, text: str, level: int = Qgis.MessageLevel.Info, duration: int = 5) -> None:
         """A message in QGIS's message bar, also logged in the "openEO Tile Jobs" tab."""
-        if level in (Qgis.Warning, Qgis.Critical):
+        if level in (Qgis.MessageLevel.Warning, Qgis.MessageLevel.Critical):
             log.warning(text)
         else:
             log.info(text)

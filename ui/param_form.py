@@ -152,7 +152,7 @@ class FieldEditor:
         if kind == ps.DATE:
             _set_date(self.widget, value)
         elif kind == ps.DATETIME:
-            moment = QDateTime.fromString(str(value), Qt.ISODate) if value else QDateTime()
+            moment = QDateTime.fromString(str(value), Qt.DateFormat.ISODate) if value else QDateTime()
             if moment.isValid():
                 self.widget.setDateTime(moment)
             elif self.widget.allowNull():
@@ -184,7 +184,7 @@ class FieldEditor:
         if kind == ps.DATE:
             return _date_value(self.widget)
         if kind == ps.DATETIME:
-            return None if self.widget.isNull() else self.widget.dateTime().toString(Qt.ISODate)
+            return None if self.widget.isNull() else self.widget.dateTime().toString(Qt.DateFormat.ISODate)
         if kind == ps.DATE_RANGE:
             return [_date_value(self.start), _date_value(self.end)]
         if kind == ps.ENUM:

@@ -256,7 +256,7 @@ class ProcessPage(QWidget):
             self.load_button.setEnabled(True)
             self.summary.setText(tr("Load a process definition to see its parameters."))
             self.load_message.show_message(str(error))
-            self.message.emit(tr("Cannot load the process: {error}").format(error=error), Qgis.Warning)
+            self.message.emit(tr("Cannot load the process: {error}").format(error=error), Qgis.MessageLevel.Warning)
 
         self._task = run_in_background(tr("Loading the process definition"), work, done, failed)
         self._task_refs = (snapshot,)

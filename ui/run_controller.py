@@ -106,7 +106,9 @@ class RunController(QObject):
 
     def _grid_created(self, grid, path: str) -> None:
         self.open_database(path)
-        self.dock.notify(tr("{count:,} tiles created in {path}.").format(count=len(grid), path=path), Qgis.Success)
+        self.dock.notify(
+            tr("{count:,} tiles created in {path}.").format(count=len(grid), path=path), Qgis.MessageLevel.Success
+        )
         self.dock.show_step(2)
 
     def open_database(self, path: str) -> None:
@@ -146,7 +148,7 @@ class RunController(QObject):
             self.page.start_message.show_message(tr("Cannot open {path}: {error}").format(path=path, error=exc))
             return False
         self.page.start_message.clear_message()
-        self.dock.notify(tr("Opened the run {path}.").format(path=path), Qgis.Info)
+        self.dock.notify(tr("Opened the run {path}.").format(path=path), Qgis.MessageLevel.Info)
         return True
 
     def _drop_session(self) -> None:
@@ -218,7 +220,7 @@ class RunController(QObject):
             return False
         self.last_outcome = None
         self.page.set_running(True)
-        self.dock.notify(tr("Run started."), Qgis.Info)
+        self.dock.notify(tr("Run started."), Qgis.MessageLevel.Info)
         return True
 
     def stop(self, cancel_remote_jobs: bool = False) -> None:
@@ -230,7 +232,7 @@ class RunController(QObject):
         self.last_outcome = outcome
         error = getattr(result, "error", None)
         if outcome == "failed":
-            self.dock.notify(tr("The run stopped: {error}").format(error=error), Qgis.Critical)
+            self.dock.notify(tr("The run stopped: {error}").format(error=error), Qgis.MessageLevel.Critical)
         elif outcome == "done":
             counts = self.page.model.counts()
             self.dock.notify(
@@ -238,12 +240,14 @@ class RunController(QObject):
                     finished=counts.get(statuses.FINISHED, 0),
                     failed=sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED)),
                 ),
-                Qgis.Success,
+                Qgis.MessageLevel.Success,
             )
         else:
-            self.dock.notify(tr("Run stopped; press Start to resume."), Qgis.Info)
+            self.dock.notify(tr("Run stopped; press Start to resume."), Qgis.MessageLevel.Info)
         if getattr(result, "remote_canceled", 0):
-            self.dock.notify(tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.Info)
+            self.dock.notify(
+                tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.MessageLevel.Info
+            )
         self.runFinished.emit(outcome)
 
     def retry_tiles(self, fids: list[int]) -> int:
@@ -271,7 +275,7 @@ class RunController(QObject):
             self.page.show_counts(self.page.model.counts())
             if self.tile_layer is not None:
                 self.tile_layer.triggerRepaint()
-        self.dock.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.Info)
+        self.dock.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.MessageLevel.Info)
         if count and not self.running:
             self.start()
         return count
@@ -281,7 +285,7 @@ class RunController(QObject):
             return 0
         rows = self.db.get_by_status([statuses.ERROR, statuses.START_FAILED, statuses.CANCELED], columns=["status"])
         if not rows:
-            self.dock.notify(tr("No failed tile to retry."), Qgis.Info)
+            self.dock.notify(tr("No failed tile to retry."), Qgis.MessageLevel.Info)
             return 0
         return self.retry_tiles([int(r["fid"]) for r in rows])
 
@@ -311,14 +315,14 @@ class RunController(QObject):
         def done(count: int) -> None:
             self.dock.notify(
                 tr("{count} remote job(s) canceled; press Start to record their status.").format(count=count),
-                Qgis.Info,
+                Qgis.MessageLevel.Info,
             )
 
         task = run_in_background(
             tr("Canceling remote jobs"),
             lambda _task: cancel_remote_jobs(scheduler),
             done,
-            lambda e: self.dock.notify(str(e), Qgis.Warning),
+            lambda e: self.dock.notify(str(e), Qgis.MessageLevel.Warning),
         )
         self._keep = [task, snapshot, scheduler]
 
@@ -343,7 +347,7 @@ class RunController(QObject):
     def _needs_sign_in(self, backend: str, reason: str) -> None:
         self.dock.notify(
             tr("{backend} needs you to sign in again (step Backends): {reason}").format(backend=backend, reason=reason),
-            Qgis.Warning,
+            Qgis.MessageLevel.Warning,
             0,
         )
 
@@ -374,7 +378,9 @@ class RunController(QObject):
         folder = Path(str(row.get("result_dir") or ""))
         paths = sorted(p for p in folder.glob("*") if p.is_file() and is_raster_result(p)) if folder.is_dir() else []
         if not paths:
-            self.dock.notify(tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.Warning)
+            self.dock.notify(
+                tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.MessageLevel.Warning
+            )
             return
         if self.session is not None:
             self.session.show_results({row.get("tile_id"): [str(p) for p in paths]})
@@ -384,7 +390,7 @@ class RunController(QObject):
         job_id, backend_name = row.get("id"), row.get("backend_name")
         profile = self.dock.backends_page.profile(backend_name or "")
         if not job_id or profile is None:
-            self.dock.notify(tr("This tile has no job on a known backend."), Qgis.Warning)
+            self.dock.notify(tr("This tile has no job on a known backend."), Qgis.MessageLevel.Warning)
             return
         from ..core.backends import Backend
         from .credentials import CredentialSnapshot
@@ -401,7 +407,7 @@ class RunController(QObject):
 
         def failed(error: BaseException) -> None:
             text = tr("Cannot fetch the logs of job {job}: {error}").format(job=job_id, error=error)
-            self.dock.notify(text, Qgis.Warning)
+            self.dock.notify(text, Qgis.MessageLevel.Warning)
 
         run_in_background(tr("Fetching job logs"), work, done, failed)
         self._logs_snapshot = snapshot

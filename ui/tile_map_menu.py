@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from qgis.core import QgsFeature, QgsMapLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsFeature, QgsMapLayer, QgsVectorLayer
 from qgis.gui import QgsGui, QgsMapLayerAction, QgsMapMouseEvent, QgsMapToolIdentify
 from qgis.PyQt.QtCore import QPoint
 from qgis.PyQt.QtGui import QCursor
@@ -13,6 +13,12 @@ from qgis.PyQt.QtWidgets import QMenu
 
 from .i18n import translator
 from .run_page import TileActions, build_tile_menu
+
+SINGLE_FEATURE = (
+    Qgis.MapLayerActionTarget.SingleFeature
+    if hasattr(Qgis, "MapLayerActionTarget")
+    else QgsMapLayerAction.Target.SingleFeature  # before QGIS 3.30
+)
 
 tr = translator("TileMapMenu")
 
@@ -40,7 +46,7 @@ class TileMenuTool(QgsMapToolIdentify):
         layer = self._layer()
         if layer is None:
             return
-        hits = self.identify(event.x(), event.y(), [layer], QgsMapToolIdentify.TopDownStopAtFirst)
+        hits = self.identify(event.x(), event.y(), [layer], QgsMapToolIdentify.IdentifyMode.TopDownStopAtFirst)
         fids = [int(hit.mFeature.id()) for hit in hits]
         rows = self._rows(fids) if fids else []
         if not rows:
@@ -56,7 +62,7 @@ class TileLayerAction(QgsMapLayerAction):
     """ "openEO tile…" in the identify results and the attribute table of the tile layer."""
 
     def __init__(self, layer: QgsMapLayer, rows: RowsForFids, actions: TileActions, parent=None) -> None:
-        super().__init__(tr("openEO tile…"), parent, layer, QgsMapLayerAction.SingleFeature)
+        super().__init__(tr("openEO tile…"), parent, layer, SINGLE_FEATURE)
         self._rows = rows
         self._actions = actions
         self.last_menu: Optional[QMenu] = None

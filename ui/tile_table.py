@@ -21,8 +21,8 @@ tr = translator("TileTable")
 #: Job database columns shown, in display order: the map tip's, but the last error (too long for a cell).
 COLUMNS: tuple[str, ...] = tuple(field for field, _caption in MAP_TIP_FIELDS if field != "last_error")
 DB_COLUMNS = ("fid", "tile_id", "status", "id", "backend_name", "duration", "costs", "result_dir", "last_error")
-FID_ROLE = Qt.UserRole + 1
-STATUS_ROLE = Qt.UserRole + 2
+FID_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def headers() -> list[str]:
@@ -75,32 +75,36 @@ class TileTableModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation, role: int = Qt.DisplayRole) -> Any:
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self._headers[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         row = self._rows[index.row()]
         column = COLUMNS[index.column()]
         value = row.get(column)
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             if column == "costs":
                 return "" if value is None else f"{float(value):.2f}"
             return "" if value is None else str(value)
-        if role == Qt.DecorationRole and column == "status":
+        if role == Qt.ItemDataRole.DecorationRole and column == "status":
             return QColor(statuses.CSS_HEX.get(statuses.color_of(value), "#808080"))
-        if role == Qt.ToolTipRole and column == "status" and row.get("last_error"):
+        if role == Qt.ItemDataRole.ToolTipRole and column == "status" and row.get("last_error"):
             return str(row["last_error"])
-        if role == Qt.ForegroundRole and column == "status" and value in (statuses.ERROR, statuses.START_FAILED):
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and column == "status"
+            and value in (statuses.ERROR, statuses.START_FAILED)
+        ):
             return QBrush(QColor("#b00000"))
         if role == FID_ROLE:
             return int(row["fid"])
         if role == STATUS_ROLE:
             return row.get("status")
-        if role == Qt.UserRole:  # sort key
+        if role == Qt.ItemDataRole.UserRole:  # sort key
             if column == "costs":
                 return float(value) if value is not None else -1.0
             return "" if value is None else str(value)
@@ -112,7 +116,7 @@ class TileFilterModel(QSortFilterProxyModel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setSortRole(Qt.UserRole)
+        self.setSortRole(Qt.ItemDataRole.UserRole)
         self._statuses: frozenset[str] = frozenset()
 
     def set_statuses(self, wanted: Sequence[str]) -> None:

@@ -36,7 +36,7 @@ class FieldMessage(QLabel):
         super().__init__(parent)
         self.setWordWrap(True)
         self.setStyleSheet(ERROR_STYLE)
-        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.hide()
 
     def show_message(self, text: str) -> None:
@@ -91,9 +91,9 @@ def button_row(*buttons: QWidget) -> QHBoxLayout:
 def new_form() -> QFormLayout:
     """A form that wraps its rows when the dock is narrow."""
     form = QFormLayout()
-    form.setRowWrapPolicy(QFormLayout.WrapLongRows)
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-    form.setLabelAlignment(Qt.AlignLeft)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
     return form
 
 
@@ -101,9 +101,9 @@ def scroll_page(content: QWidget) -> QScrollArea:
     """Wrap a step in a scroll area so it stays usable in a short dock."""
     area = QScrollArea()
     area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    content.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
     area.setWidget(content)
     return area
 
