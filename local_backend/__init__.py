@@ -3,7 +3,7 @@
 Start it in-process (tests, benchmarks, the plugin's "Local demo backend" entry)::
 
     from openeo_tile_jobs.local_backend import LocalBackend   # or: from local_backend import ...
-    backend = LocalBackend(data_dir=path, port=0, workers=2, pixel_size=100).start()
+    backend = LocalBackend(data_dir=path, port=0, workers=2).start()
     connection = openeo.connect(backend.url)
     cube = connection.datacube_from_process(
         "cloud_free_composite", namespace=backend.demo_process_url,
@@ -16,9 +16,19 @@ or from the repository root: ``python -m local_backend --port 8089 --data-dir DI
 
 Settings (keyword arguments of ``LocalBackend``; ``BackendConfig`` holds them):
 
-- ``workers`` (2): size of the job worker pool.
+- ``workers`` (2): how many jobs compute at once.
+- ``compute`` ("processes"): jobs compute in worker processes (:mod:`.pool`: forked from a fork
+  server on Linux, spawned elsewhere, from a Python found beside QGIS's executable), started with
+  the first computation and terminated on :meth:`LocalBackend.stop`; "threads" computes in this
+  process (also the fallback, logged, when no Python interpreter is found).
 - ``pixel_size`` (10.0): metres per pixel of SENTINEL2_L2A; 100-200 m makes a 5 km x 3 months
   tile compute in a few tens of milliseconds. Computation is never skipped.
+- ``max_pixels_per_job`` (0 = unlimited): a job whose ``load_collection`` calls load more pixels
+  (x * y) ends in ``error`` as on a real backend whose executors run out of memory (warnings
+  "Lost executor ... exceeding memory limits", error code ``OutOfMemory`` naming the memory limit).
+- ``sync_max_pixel_dates`` (2,000,000): ``POST /result`` computes requests of up to that many
+  pixels x dates (a 3.2 km square over a summer at 10 m, a second or two) and answers 400
+  ``ProcessGraphComplexity`` beyond: larger ones are batch jobs.
 - ``max_concurrent_jobs_per_user`` (0 = unlimited) with ``over_limit``: ``"queue"`` (a started job
   waits in ``queued`` until one of the user's running jobs ends) or ``"refuse"`` (starting when the
   user already has that many jobs queued or running answers 400 ``ConcurrentJobLimit``).
@@ -38,7 +48,8 @@ Settings (keyword arguments of ``LocalBackend``; ``BackendConfig`` holds them):
   or ``POST <root>/oidc/device/approve`` ``{"user_code": ..., "user": ...}``.
   ``oidc_poll_interval`` (1 s) is the interval told to device-flow clients.
 - ``namespace_timeout`` (5 s): fetching a remote process definition (``namespace`` URL).
-- ``cost_per_cpu_second`` (0.01 credits).
+- ``cost_per_million_values`` (0.05 credits): costs = loaded pixels x dates x bands / 1e6 x this
+  (:mod:`.costs`), the same for billing a finished job and for ``GET /jobs/{id}/estimate``.
 - ``faults``: dict of :class:`FaultConfig` fields: ``error_500``, ``error_502``, ``error_503``,
   ``rate_limit`` (429 with ``Retry-After: retry_after``), ``drop_connection`` (probabilities per
   request), ``latency`` (seconds added), ``job_error`` (probability that a started job ends in
@@ -51,6 +62,11 @@ Request counts per endpoint: ``backend.request_counts()`` / ``GET <root>/_admin/
 the response bodies per endpoint: ``backend.response_bytes()``; both at once:
 ``GET <root>/_admin/counts?bytes=true`` -> ``{"requests": {...}, "bytes": {...}}``
 (``backend.reset_counts()`` / ``DELETE`` clears both). Admin routes are neither counted nor faulted.
+
+Endpoints beyond batch jobs: ``POST /result`` (synchronous, a GeoTIFF), ``POST /validation`` (the
+checks job creation makes), ``GET /jobs/{id}/estimate``; ``OpenEO-Costs`` on results; the version
+URL in ``/.well-known/openeo`` ends with ``/`` and doubled slashes in paths are accepted.
+``GET /processes`` serves the official openeo-processes 2.x definitions (``specs/``).
 
 The demo process "cloud-free composite" is served at the stable URL
 ``<root>/udp/cloud_free_composite.json`` (``backend.demo_process_url``), usable as ``namespace``

@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--data-dir", required=True, help="jobs.sqlite and results/ live here")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--compute", choices=("processes", "threads"), default="processes", help="where jobs compute")
     p.add_argument("--pixel-size", type=float, default=10.0, help="metres (default 10)")
     p.add_argument("--max-concurrent-jobs-per-user", type=int, default=0, help="0 = unlimited")
     p.add_argument("--over-limit", choices=("queue", "refuse"), default="queue")
@@ -44,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-time", "--min-run-time", type=_duration, default="0", help=f"running: {durations}")
     p.add_argument("--duration-seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="job metadata without 'progress'")
+    p.add_argument("--max-pixels-per-job", type=int, default=0, help="0 = unlimited; more fails like an executor OOM")
+    p.add_argument("--sync-max-pixel-dates", type=int, default=2_000_000, help="POST /result limit (pixels x dates)")
     p.add_argument("--auth", choices=("none", "basic", "oidc", "basic+oidc"), default="none")
     p.add_argument("--user", action="append", type=_user, default=[], help="NAME:PASSWORD, repeatable")
     p.add_argument("--token-lifetime", type=float, default=3600.0)
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
     config = dict(
         workers=args.workers,
+        compute=args.compute,
+        max_pixels_per_job=args.max_pixels_per_job,
+        sync_max_pixel_dates=args.sync_max_pixel_dates,
         pixel_size=args.pixel_size,
         max_concurrent_jobs_per_user=args.max_concurrent_jobs_per_user,
         over_limit=args.over_limit,

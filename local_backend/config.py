@@ -10,6 +10,7 @@ from .durations import Duration
 
 AUTH_MODES = ("none", "basic", "oidc", "basic+oidc")
 OVER_LIMIT_MODES = ("queue", "refuse")
+COMPUTE_MODES = ("processes", "threads")
 ALIASES = {"min_queue_time": "queue_time", "min_run_time": "run_time"}  # the names before distributions
 
 
@@ -55,6 +56,7 @@ class BackendConfig:
     """Everything the backend can be told at start-up."""
 
     workers: int = 2
+    compute: str = "processes"  # worker processes; "threads" computes in the server's process
     pixel_size: float = 10.0  # metres, synthetic SENTINEL2_L2A
     max_concurrent_jobs_per_user: int = 0  # queued + running; 0 = unlimited
     over_limit: str = "queue"  # "queue": wait for a free slot; "refuse": 400 ConcurrentJobLimit
@@ -70,7 +72,9 @@ class BackendConfig:
     oidc_auto_approve_user: str = "demo"
     oidc_poll_interval: int = 1  # seconds, told to device-flow clients
     namespace_timeout: float = 5.0  # seconds, fetching a remote process definition
-    cost_per_cpu_second: float = 0.01  # credits
+    cost_per_million_values: float = 0.05  # credits per million loaded values (see costs.py)
+    max_pixels_per_job: int = 0  # 0 = unlimited; a job loading more pixels (x * y) fails like an executor OOM
+    sync_max_pixel_dates: int = 2_000_000  # POST /result: pixels x dates at most (else ProcessGraphComplexity)
     faults: FaultConfig = field(default_factory=FaultConfig)
     host: str = "127.0.0.1"
 
@@ -101,6 +105,10 @@ class BackendConfig:
             raise ValueError(f"over_limit must be one of {OVER_LIMIT_MODES}, got {self.over_limit!r}")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if self.compute not in COMPUTE_MODES:
+            raise ValueError(f"compute must be one of {COMPUTE_MODES}, got {self.compute!r}")
+        if self.max_pixels_per_job < 0 or self.sync_max_pixel_dates < 0:
+            raise ValueError("max_pixels_per_job and sync_max_pixel_dates must be >= 0")
         if self.pixel_size <= 0:
             raise ValueError("pixel_size must be > 0")
         if self.token_lifetime <= 0:
