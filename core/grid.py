@@ -2,12 +2,16 @@
 
 Public API
 ----------
-``make_grid(aoi, *, tile_size, crs=None, aoi_crs=None, anchor="aoi", clip=False,
+``make_grid(aoi, *, tile_size, crs=None, aoi_crs=None, anchor="aoi", fit=True, clip=False,
 max_tiles=10_000, confirm_many=False) -> Grid``
-    Regular square tiles of ``tile_size`` metres in a metric tiling CRS (given, or the UTM zone
+    Regular tiles of at most ``tile_size`` metres in a metric tiling CRS (given, or the UTM zone
     of the AOI's centroid when ``crs`` is None). ``anchor="aoi"`` starts the grid at the AOI's
-    lower-left corner and gives exactly openeo's ``split_area`` tiles; ``anchor="global"`` aligns
-    tiles to multiples of ``tile_size`` so tile ids are stable from one run to the next.
+    lower-left corner: with ``fit`` (the default) the AOI's bounding box is cut into
+    ``n = ceil(width / tile_size)`` equal columns and as many equal rows as its height needs, so no
+    tile is a sliver and none is larger than ``tile_size``; without ``fit`` the tiles are
+    ``tile_size`` squares with the remainder in the last column and row, exactly openeo's
+    ``split_area``. ``anchor="global"`` aligns square tiles to multiples of ``tile_size`` so tile
+    ids are stable from one run to the next (``fit`` does not apply).
 ``grid_from_polygons(polygons, *, crs, aoi=None, aoi_crs=None, tile_ids=None, clip=False,
 max_tiles=10_000, confirm_many=False) -> Grid``
     A predefined grid: the polygons of an existing layer used as tiles.
@@ -16,7 +20,8 @@ max_tiles=10_000, confirm_many=False) -> Grid``
 ``Grid``
     The tiles: ``tile_ids``, ``rows``, ``cols``, ``geometries`` (tiling CRS), ``bounds``,
     ``geometries_4326`` (computed on first use), ``aoi`` (tiling CRS), ``messages`` (what was
-    repaired), ``parameters()`` (a JSON-able record of how the grid was made).
+    repaired), ``size_range()`` (the smallest and largest tile; ``size_range_text(grid)`` says it),
+    ``parameters()`` (a JSON-able record of how the grid was made).
 ``GridError`` (a ``ValueError``), ``TooManyTilesError(GridError)``.
 
 Conventions
@@ -56,6 +61,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 DEFAULT_MAX_TILES = 10_000
+#: Fit the tiles to the area (no slivers) unless asked for openeo's ``split_area`` tiles.
+DEFAULT_FIT = True
 #: Never build more candidate tiles than this, even when the caller confirms (memory).
 HARD_MAX_TILES = 2_000_000
 
@@ -97,6 +104,7 @@ class Grid:
     tile_size: Optional[float] = None
     anchor: str = "aoi"  #: "aoi", "global" or "predefined"
     clip: bool = False
+    fit: bool = False  #: tiles fitted to the AOI (equal, at most ``tile_size``), see :func:`make_grid`
     aoi_input_wkt: Optional[str] = None  #: the AOI as given (after repair), in ``aoi_input_crs``
     aoi_input_crs: Optional[str] = None
     messages: list[str] = field(default_factory=list)  #: repairs the caller should tell the user
@@ -145,15 +153,38 @@ class Grid:
         """The tiles in EPSG:4326 (lon/lat), vertex by vertex like geopandas ``to_crs``."""
         return to_4326(self.geometries, self.crs)
 
+    def size_range(self) -> Optional[tuple[tuple[float, float], tuple[float, float]]]:
+        """((width, height) of the smallest tile, (width, height) of the largest), by area, in the
+        tiling CRS's metres; a clipped tile counts with its own area and the size of its bounding
+        box. None for a predefined grid (its CRS may not be in metres)."""
+        if self.tile_size is None or len(self) == 0:
+            return None
+        b = self.bounds
+        widths, heights = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        areas = widths * heights if self.is_regular else shapely.area(self.geometries)
+        small, large = int(np.argmin(areas)), int(np.argmax(areas))
+        return (float(widths[small]), float(heights[small])), (float(widths[large]), float(heights[large]))
+
     def parameters(self) -> dict[str, Any]:
         """JSON-able description of how the grid was made (stored in the run record)."""
         return {
             "crs": self.crs,
             "tile_size": self.tile_size,
             "anchor": self.anchor,
+            "fit": self.fit,
             "clip": self.clip,
             "tile_count": len(self),
         }
+
+
+def size_range_text(grid: Grid) -> str:
+    """The smallest and largest tile in whole metres: "each 5000 × 5000 m" when they read the same,
+    else "358 × 5000 m to 5000 × 5000 m"; "" for a predefined grid."""
+    sizes = grid.size_range()
+    if sizes is None:
+        return ""
+    small, large = (f"{w:.0f} × {h:.0f} m" for w, h in sizes)
+    return f"each {small}" if small == large else f"{small} to {large}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,13 +362,26 @@ def _check_limits(count: int, max_tiles: int, confirm_many: bool, *, at_least: b
         raise TooManyTilesError(count, max_tiles, at_least=at_least)
 
 
+#: A tile sharing less than this fraction of its area with the AOI only touches it (rounding).
+TOUCH_AREA_FRACTION = 1e-9
+
+
 def _interior_hits(geoms: np.ndarray, aoi: BaseGeometry) -> np.ndarray:
-    """Boolean mask: the geometry's interior meets the AOI's (intersects and not only touches)."""
+    """Boolean mask: the geometry's interior meets the AOI's (intersects and not only touches).
+
+    A tile whose corner lies on an AOI edge up to rounding (fitted nodes often lie on a diagonal
+    edge) shares no area with it although ``touches`` is False: the shared area decides there.
+    """
     shapely.prepare(aoi)
     hits = shapely.intersects(aoi, geoms)
     if hits.any():
         idx = np.flatnonzero(hits)
         hits[idx] = ~shapely.touches(aoi, geoms[idx])
+        idx = np.flatnonzero(hits)
+        edge = idx[~shapely.contains(aoi, geoms[idx])]
+        if len(edge):
+            shared = shapely.area(shapely.intersection(geoms[edge], aoi))
+            hits[edge] = shared > TOUCH_AREA_FRACTION * shapely.area(geoms[edge])
     return hits
 
 
@@ -359,15 +403,18 @@ def make_grid(
     crs: Any = None,
     aoi_crs: Any = None,
     anchor: Anchor = "aoi",
+    fit: bool = DEFAULT_FIT,
     clip: bool = False,
     max_tiles: int = DEFAULT_MAX_TILES,
     confirm_many: bool = False,
 ) -> Grid:
-    """Split ``aoi`` into square tiles of ``tile_size`` metres (see module docstring).
+    """Split ``aoi`` into tiles of ``tile_size`` metres (see module docstring).
 
     ``aoi``: shapely geometry, WKT, or an openeo-style bbox dict (``west``, ``south``, ``east``,
     ``north``, optional ``crs``). ``aoi_crs``: CRS of a geometry/WKT AOI. ``crs``: tiling CRS
-    (metric), None for the UTM zone of the AOI's centroid. ``clip``: cut tiles to the AOI.
+    (metric), None for the UTM zone of the AOI's centroid. ``fit``: with ``anchor="aoi"``, equal
+    tiles fitted to the AOI's bounding box instead of ``tile_size`` squares and slivers.
+    ``clip``: cut tiles to the AOI.
     Raises :class:`GridError` (or :class:`TooManyTilesError`) with a message for the user.
     """
     try:
@@ -387,14 +434,19 @@ def make_grid(
     aoi_t = _polygonal(aoi_t, "AOI (in the tiling CRS)", messages)
 
     west, south, east, north = aoi_t.bounds
+    fit = bool(fit) and anchor == "aoi"
     if anchor == "aoi":
-        # Same arithmetic as openeo's _SizeBasedTileGrid._split_bounding_box, so same floats.
+        # The count is openeo's (_SizeBasedTileGrid._split_bounding_box); so are the floats when not fitted.
         n_cols = math.ceil(round((east - west) / size, 10))
         n_rows = math.ceil(round((north - south) / size, 10))
         col0 = row0 = 0
-        node_x = np.minimum(west + np.arange(n_cols + 1) * size, east)
-        node_y = np.minimum(south + np.arange(n_rows + 1) * size, north)
-        node_x[0], node_y[0] = west, south
+        if fit:  # n equal tiles across (and down), each (width / n) <= size: no sliver
+            node_x = np.linspace(west, east, n_cols + 1)
+            node_y = np.linspace(south, north, n_rows + 1)
+        else:
+            node_x = np.minimum(west + np.arange(n_cols + 1) * size, east)
+            node_y = np.minimum(south + np.arange(n_rows + 1) * size, north)
+            node_x[0], node_y[0] = west, south
     else:
         col0 = math.floor(round(west / size, 10))
         row0 = math.floor(round(south / size, 10))
@@ -440,6 +492,7 @@ def make_grid(
         tile_size=size,
         anchor=anchor,
         clip=bool(clip),
+        fit=fit,
         aoi_input_wkt=geom.wkt,
         aoi_input_crs=src,
         messages=messages,

@@ -30,6 +30,7 @@ from ..core import statuses
 from ..core.backends import BackendProfile
 from ..core.downloads import DOWNLOADED
 from ..core.events import LogLine, Progress
+from ..core.grid import size_range_text
 from ..core.jobdb import JobDB
 from ..core.jobspec import JobSpec
 from ..core.run_counts import read_run_counts
@@ -335,10 +336,10 @@ class Demo:
 
     def create_job_database(self) -> None:
         o = self.opts
-        grid = demo_grid(o.aoi, o.tile_size, o.tiles)
+        grid = demo_grid(o.aoi, o.tile_size, o.tiles, fit=o.fit)
         JobDB.create(self.paths.database, grid, run={"demo": {"tiles": o.tiles, "tile_size": o.tile_size}}).close()
-        size = f"{o.tile_size / 1000:g} km"
-        self.say(f"Grid: {plural(len(grid), 'tile')} of {size} in {grid.crs} -> {self.paths.database.name}")
+        sizes = size_range_text(grid)
+        self.say(f"Grid: {plural(len(grid), 'tile')}, {sizes}, in {grid.crs} -> {self.paths.database.name}")
 
     def make_scheduler(self, profile: BackendProfile, spec: JobSpec, proxies: Optional[dict[str, str]]) -> Any:
         o = self.opts
