@@ -32,9 +32,9 @@ from ..core.downloads import DOWNLOADED
 from ..core.events import LogLine, Progress
 from ..core.grid import size_range_text
 from ..core.jobdb import JobDB
-from ..core.jobspec import JobSpec
+from ..core.jobspec import JobSpec, NotTileableError
 from ..core.run_counts import read_run_counts
-from ..core.run_setup import make_scheduler
+from ..core.run_setup import make_scheduler, refuse_untileable
 from ..gis.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
 from ..gis.run_session import RESULTS_LAYERS, RunSession
 from . import auth
@@ -194,6 +194,10 @@ class Demo:
 
         if action != ACTION_COMPLETE:
             profile, spec, proxies = self.start_backend(state)
+            try:  # before any job is made: a process chosen by country (say) cannot be tiled
+                self.in_thread(lambda: refuse_untileable(spec, [profile], proxies=proxies))
+            except NotTileableError as exc:
+                raise DemoError(str(exc)) from exc
             state["port"] = self.local_backend.port if self.local_backend is not None else None
             write_json(paths.state, state)
         if action == ACTION_FRESH:

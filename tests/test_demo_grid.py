@@ -30,3 +30,19 @@ def test_a_central_block_of_a_fitted_grid_keeps_its_tiles():
 def test_no_fit_flag():
     assert parse_options([]).fit is True
     assert parse_options(["--no-fit"]).fit is False
+
+
+def test_demo_exits_with_the_reason_for_a_process_that_cannot_be_tiled(tmp_path, local_backend):
+    """BACKEND_URL=... PROCESS_URL=<RAMONA> (chosen by country): the demo says why and exits before any job."""
+    from openeo_tile_jobs.tests.test_demo import run_demo
+    from openeo_tile_jobs.tests.test_jobspec_apex import RAMONA, serve_catalogue
+
+    with serve_catalogue() as catalogue:
+        args = ("--backend-url", local_backend.url, "--process-url", f"{catalogue}/{RAMONA}.json", "--no-frames")
+        done = run_demo(tmp_path, *args, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "cannot be split into tiles" in output and "(country, year, month)" in output, output
+    assert not (tmp_path / "demo_output" / "demo_run.gpkg").exists()  # no grid, no job database
+    counts = local_backend.request_counts()
+    assert not any(key.startswith("POST /jobs") for key in counts), counts  # no job on the backend
