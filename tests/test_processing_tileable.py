@@ -8,8 +8,11 @@ from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedbac
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.jobdb import JobDB
-from openeo_tile_jobs.processing.provider import PROVIDER_ID, TileJobsProvider
+from openeo_tile_jobs.processing.provider import PROVIDER_ID
+from openeo_tile_jobs.tests import test_processing_model
 from openeo_tile_jobs.tests.test_jobspec_apex import RAMONA, serve_catalogue
+
+provider = test_processing_model.provider  # the plugin's Processing provider, registered
 
 #: 20.3 km x 12 km in UTM 31N: 5 km squares leave a 300 m column and a 2 km row.
 EXTENT = "590000,610300,5660000,5672000 [EPSG:32631]"
@@ -29,13 +32,8 @@ class Feedback(QgsProcessingFeedback):
 
 
 @pytest.fixture()
-def run(qgis_app):
+def run(provider):
     registry = QgsApplication.processingRegistry()
-    provider = registry.providerById(PROVIDER_ID)
-    added = provider is None
-    if added:
-        provider = TileJobsProvider()
-        registry.addProvider(provider)
 
     def run_algorithm(name: str, parameters: dict):
         context = QgsProcessingContext()
@@ -44,9 +42,7 @@ def run(qgis_app):
         results, ok = registry.createAlgorithmById(f"{PROVIDER_ID}:{name}").run(parameters, context, feedback)
         return ok, results, feedback
 
-    yield run_algorithm
-    if added:
-        registry.removeProvider(provider)
+    return run_algorithm
 
 
 def test_create_grid_fits_by_default_and_split_area_on_request(run, tmp_path):

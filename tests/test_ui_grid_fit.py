@@ -4,31 +4,25 @@ count and the smallest and largest tile, and the created job database records th
 from __future__ import annotations
 
 import pytest
-from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRectangle, QgsSettings
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
 from qgis.PyQt.QtCore import Qt
 
 from openeo_tile_jobs.core.jobdb import JobDB
+from openeo_tile_jobs.tests import test_ui_dock
 from openeo_tile_jobs.ui.aoi import Aoi
-from openeo_tile_jobs.ui.dock import TileJobsDock
+
+dock = test_ui_dock.dock  # the panel, as the dock tests make it
 
 #: The issue's rectangle: 20 km x 20 km on the ground, drawn in lon/lat near Antwerp (see test_grid).
 DRAWN = QgsRectangle(4.35, 51.15, 4.63583088238354, 51.32977064934602)
 
 
 @pytest.fixture()
-def grid_page(qgis_iface, qgis_canvas, qtbot):
-    QgsSettings().remove("openeo_tile_jobs")
-    panel = TileJobsDock(None, iface=qgis_iface)
-    panel.show()
-    page = panel.grid_page
+def grid_page(dock):
+    page = dock.grid_page
     page.set_aoi(Aoi(QgsGeometry.fromRect(DRAWN), QgsCoordinateReferenceSystem("EPSG:4326"), "test"))
     page.tile_size.setValue(5000)
-    yield page
-    panel.close_down()
-    panel.close()
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
+    return page
 
 
 def wait_for_preview(page, qtbot, fit: bool) -> str:

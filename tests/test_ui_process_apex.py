@@ -6,13 +6,14 @@ reaches the job's parameters."""
 from __future__ import annotations
 
 import pytest
-from qgis.core import QgsProject, QgsSettings
 from qgis.PyQt.QtCore import Qt
 
 from openeo_tile_jobs.core.jobspec import build_job_request
+from openeo_tile_jobs.tests import test_ui_dock
 from openeo_tile_jobs.tests.test_jobspec_apex import RAMONA, TILE, serve_catalogue
-from openeo_tile_jobs.ui.dock import TileJobsDock
 from openeo_tile_jobs.ui.param_form import EnumChecklist
+
+dock = test_ui_dock.dock  # the panel, as the dock tests make it
 
 TEMPORAL = ["2024-06-01", "2024-09-01"]
 
@@ -21,19 +22,6 @@ TEMPORAL = ["2024-06-01", "2024-09-01"]
 def catalogue():
     with serve_catalogue() as url:
         yield url
-
-
-@pytest.fixture()
-def dock(qgis_iface, qgis_canvas):
-    QgsSettings().remove("openeo_tile_jobs")
-    panel = TileJobsDock(None, iface=qgis_iface)
-    panel.show()
-    yield panel
-    panel.close_down()
-    panel.close()
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
 
 
 def load(page, qtbot, url: str) -> None:
