@@ -338,16 +338,18 @@ def not_tileable_message(process_id: str, parameters: tuple[Parameter, ...] | li
     )
 
 
-def _takes_no_area(parameter: Parameter) -> bool:
-    """The schema says what the parameter takes, and it is neither an object nor a geometry/bbox."""
+def may_take_area(parameter: Parameter) -> bool:
+    """False when the schema says the parameter takes something else than an area (a string, a
+    number, an array...): neither an object nor a geometry or bounding box. No schema, or a
+    composite one, may take anything."""
     schema = parameter.schema.schema
     alternatives = schema if isinstance(schema, list) else [schema]
     types: set[str] = set()
     for s in alternatives:
         if not isinstance(s, dict) or not s.get("type") or s.get("anyOf") or s.get("oneOf") or s.get("allOf"):
-            return False  # no schema or a composite one: the user may know better
+            return True
         types |= set(s["type"]) if isinstance(s["type"], list) else {s["type"]}
-    return not geometry_kinds_of(parameter) and "object" not in types
+    return bool(geometry_kinds_of(parameter)) or "object" in types
 
 
 def choose_geometry_parameter(
@@ -367,7 +369,7 @@ def choose_geometry_parameter(
     if chosen:
         if by_name and chosen not in by_name:
             raise JobSpecError(f"The process has no parameter {chosen!r} (it has: {', '.join(by_name)}).")
-        if chosen in by_name and _takes_no_area(by_name[chosen]):
+        if chosen in by_name and not may_take_area(by_name[chosen]):
             raise NotTileableError(
                 f"Parameter {chosen!r} cannot take a tile's area: its schema accepts no geometry or bounding box."
             )
@@ -379,7 +381,7 @@ def choose_geometry_parameter(
     candidates = [(n, k) for n, k in candidates if k]
     if not candidates:
         # No schemas (bare process graph file): fall back on well-known names.
-        named = [n for n in PREFERRED_GEOMETRY_NAMES if n in by_name and not _takes_no_area(by_name[n])]
+        named = [n for n in PREFERRED_GEOMETRY_NAMES if n in by_name and may_take_area(by_name[n])]
         if named:
             return named[0], kind or GEOMETRY_GEOJSON
         return None, None

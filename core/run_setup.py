@@ -20,7 +20,7 @@ from typing import Any, Optional
 from .backends import Backend, BackendPool, BackendProfile, CredentialsProvider, RefreshTokenSink, make_session
 from .events import EngineListener
 from .jobdb import JobDB
-from .jobspec import JobSpec, NotTileableError, resolve_process
+from .jobspec import JobSpec, NotTileableError, ResolvedProcess, resolve_process
 from .scheduler import EngineConfig, Scheduler
 
 _log = logging.getLogger(__name__)
@@ -47,21 +47,22 @@ def refuse_untileable(
     profiles: Sequence[BackendProfile] = (),
     credentials: Optional[CredentialsProvider] = None,
     proxies: Optional[dict[str, str]] = None,
-) -> None:
+) -> Optional[ResolvedProcess]:
     """Read the process definition before any job is made and raise :class:`NotTileableError` (its
-    message says why) when no parameter can take a tile. Anything else (the network, a definition the
-    engine reports itself) is left to the engine, which retries and says so. Blocking: not on the GUI
-    thread."""
+    message says why) when no parameter can take a tile; else return it (None when it could not be
+    read). Anything but the refusal (the network, a definition the engine reports itself) is left to
+    the engine, which retries and says so. Blocking: not on the GUI thread."""
     on_backend = bool(spec.process_id and not (spec.namespace or spec.process_graph_file))
     if on_backend and not profiles:
-        return
+        return None
     try:
         connection = Backend(profiles[0], credentials, proxies).connect() if on_backend else None
-        resolve_process(spec, connection=connection, session=make_session(proxies))
+        return resolve_process(spec, connection=connection, session=make_session(proxies))
     except NotTileableError:
         raise
     except Exception as exc:  # noqa: BLE001 (the engine reads the definition again and reports it)
         _log.info("Cannot read the process definition before the run: %s", exc)
+        return None
 
 
 def record_run_setup(db: JobDB, spec: JobSpec, profiles: Sequence[BackendProfile], config: EngineConfig) -> None:

@@ -37,6 +37,9 @@ def test_a_process_chosen_by_country_is_refused_and_start_disabled(dock, qtbot, 
     page, start = dock.process_page, dock.run_page.start_button
     load(page, qtbot, f"{catalogue}/bap_composite.json")
     assert page.resolved.process_id == "bap_composite" and start.isEnabled()
+    combo = page.geometry_combo  # only what can take an area is offered (not temporal_extent, bands...)
+    assert [combo.itemData(i) for i in range(combo.count())] == [None, "geometry"]
+    assert combo.currentData() == "geometry"
 
     load(page, qtbot, f"{catalogue}/{RAMONA}.json")
     message = page.load_message.text()

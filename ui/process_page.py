@@ -281,8 +281,10 @@ class ProcessPage(QWidget):
         self.geometry_combo.blockSignals(True)
         self.geometry_combo.clear()
         self.geometry_combo.addItem(tr("(none: every tile runs the same)"), None)
+        takers = {p.name for p in resolved.parameters if jobspec.may_take_area(p)}
         for spec in self.fields:
-            self.geometry_combo.addItem(spec.name, spec.name)
+            if spec.name in takers:  # not e.g. temporal_extent: the tile's area could not go there
+                self.geometry_combo.addItem(spec.name, spec.name)
         self.geometry_combo.setCurrentIndex(max(0, self.geometry_combo.findData(geometry)))
         self.geometry_combo.blockSignals(False)
         self.form.set_fields(self.fields, geometry)
