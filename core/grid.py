@@ -203,27 +203,27 @@ def _check_limits(count: int, max_tiles: int, confirm_many: bool, *, at_least: b
         raise TooManyTilesError(count, max_tiles, at_least=at_least)
 
 
-#: A tile sharing less than this fraction of its area with the AOI only touches it (rounding).
-TOUCH_AREA_FRACTION = 1e-9
+#: A grid tile is kept when the AOI reaches more than this many metres into it: a corner lying on
+#: an AOI edge up to rounding (fitted nodes often lie on a diagonal edge) is touching, not meeting.
+TOUCH_TOLERANCE = 1e-6
 
 
 def _interior_hits(geoms: np.ndarray, aoi: BaseGeometry) -> np.ndarray:
-    """Boolean mask: the geometry's interior meets the AOI's (intersects and not only touches).
-
-    A tile whose corner lies on an AOI edge up to rounding (fitted nodes often lie on a diagonal
-    edge) shares no area with it although ``touches`` is False: the shared area decides there.
-    """
+    """Boolean mask: the geometry's interior meets the AOI's (intersects and not only touches)."""
     shapely.prepare(aoi)
     hits = shapely.intersects(aoi, geoms)
     if hits.any():
         idx = np.flatnonzero(hits)
         hits[idx] = ~shapely.touches(aoi, geoms[idx])
-        idx = np.flatnonzero(hits)
-        edge = idx[~shapely.contains(aoi, geoms[idx])]
-        if len(edge):
-            shared = shapely.area(shapely.intersection(geoms[edge], aoi))
-            hits[edge] = shared > TOUCH_AREA_FRACTION * shapely.area(geoms[edge])
     return hits
+
+
+def _boxes_meeting(aoi: BaseGeometry, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """Boolean mask of the boxes the AOI reaches into by more than :data:`TOUCH_TOLERANCE` (one
+    prepared predicate on slightly shrunken boxes, which also ignores rounding at shared corners)."""
+    shrink = np.minimum(TOUCH_TOLERANCE, (x1 - x0) / 4, (y1 - y0) / 4)
+    shapely.prepare(aoi)
+    return shapely.intersects(aoi, shapely.box(x0 + shrink, y0 + shrink, x1 - shrink, y1 - shrink))
 
 
 def _clip(geoms: np.ndarray, aoi: BaseGeometry) -> np.ndarray:
@@ -302,12 +302,10 @@ def make_grid(
     ci, ri = np.meshgrid(np.arange(n_cols), np.arange(n_rows), indexing="ij")
     ci, ri = ci.ravel(), ri.ravel()
     rectangular = shapely.equals(aoi_t, shapely.box(west, south, east, north))
-    boxes = None
-    if not rectangular or clip:
-        boxes = shapely.box(node_x[ci], node_y[ri], node_x[ci + 1], node_y[ri + 1])
     if not rectangular:
-        keep = _interior_hits(boxes, aoi_t)
-        boxes, ci, ri = boxes[keep], ci[keep], ri[keep]
+        keep = _boxes_meeting(aoi_t, node_x[ci], node_y[ri], node_x[ci + 1], node_y[ri + 1])
+        ci, ri = ci[keep], ri[keep]
+    boxes = shapely.box(node_x[ci], node_y[ri], node_x[ci + 1], node_y[ri + 1]) if clip else None
     # Edge tiles of zero width (AOI extent a multiple of the size, rounding) never occur: the
     # round(..., 10) above mirrors openeo's count.
     _check_limits(len(ci), max_tiles, confirm_many)

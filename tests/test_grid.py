@@ -126,6 +126,18 @@ def test_fit_makes_equal_tiles_no_larger_than_the_size():
     assert fitted.tile_ids == plain.tile_ids  # same columns and rows, same ids
 
 
+def test_tiles_whose_corner_only_touches_a_diagonal_edge_are_not_kept():
+    """Fitted nodes lie on the bounding box's diagonal (26 x 13 tiles here): a tile whose corner is on
+    the AOI's diagonal edge up to rounding is not a tile of the AOI (found by hypothesis)."""
+    aoi = shapely.Polygon([(494298, 5600000), (531799, 5618001), (500000, 5600000)])
+    for clip in (False, True):
+        grid = make_grid(aoi, aoi_crs="EPSG:32631", crs="EPSG:32631", tile_size=1500, clip=clip)
+        shared = shapely.area(shapely.intersection(grid.geometries, aoi))
+        assert np.all(shared > 1.0), np.sort(shared)[:3]  # every tile holds some of the area
+        assert all(g.geom_type in ("Polygon", "MultiPolygon") for g in grid.geometries)
+        assert aoi.difference(shapely.union_all(grid.geometries)).area <= 1e-6 * aoi.area
+
+
 def test_fit_does_not_change_a_global_grid():
     aoi = {"west": 592345, "south": 5661234, "east": 610300, "north": 5672000, "crs": "EPSG:32631"}
     a = make_grid(aoi, tile_size=5000, crs="EPSG:32631", anchor="global")
