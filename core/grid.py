@@ -32,7 +32,8 @@ Conventions
   ``floor(y / tile_size)`` and ids are ``{epsg}_{size}m_x{col}_y{row}``.
 * Tiles are ordered like openeo's ``split_area``: column by column, south to north.
 * A tile is kept when its interior meets the AOI's (a tile that only touches the AOI's border
-  would be a job over no area). For a rectangular AOI this is the same set as openeo's.
+  would be a job over no area; for a regular grid, "meets" means by more than
+  :data:`TOUCH_TOLERANCE`, 1 µm). For a rectangular AOI this is the same set as openeo's.
 * An AOI without a CRS is taken to be in the tiling CRS when ``crs`` is given (openeo's rule),
   else in EPSG:4326.
 * The AOI is transformed vertex by vertex (like geopandas ``to_crs``, so tiles match openeo's).
