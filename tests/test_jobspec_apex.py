@@ -95,3 +95,16 @@ def test_a_process_graph_file_without_parameters_is_refused(tmp_path):
     path.write_text(json.dumps(graph))
     with pytest.raises(NotTileableError, match="it has no parameters"):
         resolve_process(JobSpec(process_graph_file=str(path)))
+
+
+def test_the_copies_are_the_catalogue_files_verbatim():
+    """tests/data/apex_udps holds the APEx files byte for byte (sha256 as listed in SOURCES.txt)."""
+    import hashlib
+    import re
+
+    listed = dict(
+        re.findall(r"^(\S+\.json)\n(?:  .*\n)*?  sha256: ([0-9a-f]{64})", (APEX / "SOURCES.txt").read_text(), re.M)
+    )
+    assert len(listed) == 6 and RAMONA + ".json" in listed
+    for name, digest in listed.items():
+        assert hashlib.sha256((APEX / name).read_bytes()).hexdigest() == digest, name
