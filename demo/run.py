@@ -194,10 +194,11 @@ class Demo:
 
         if action != ACTION_COMPLETE:
             profile, spec, proxies = self.start_backend(state)
-            try:  # before any job is made: a process chosen by country (say) cannot be tiled
-                self.in_thread(lambda: refuse_untileable(spec, [profile], proxies=proxies))
-            except NotTileableError as exc:
-                raise DemoError(str(exc)) from exc
+            if self.local_backend is None:  # the user's process, before any job is made: one chosen by
+                try:  # country (say) cannot be tiled. (The Local demo backend's own process can.)
+                    self.in_thread(lambda: refuse_untileable(spec, [profile], proxies=proxies))
+                except NotTileableError as exc:
+                    raise DemoError(str(exc)) from exc
             state["port"] = self.local_backend.port if self.local_backend is not None else None
             write_json(paths.state, state)
         if action == ACTION_FRESH:
