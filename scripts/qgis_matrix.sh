@@ -69,8 +69,13 @@ DEST=$ROOT/work/openeo_tile_jobs
 mkdir -p "$DEST"
 find "$DEST" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
 git ls-files -co --exclude-standard -z | tar --null -cf - -T - | tar -xf - -C "$DEST"
+# A git index of the copy, for what asks git which files are the project's (scripts/package.sh).
+[ -d "$DEST/.git" ] || git -C "$DEST" init -q
+git -C "$DEST" add -A
 
-echo "test-qgis: QGIS $QGIS_VERSION ($SUITE): make test"
+# MATRIX_COMMAND runs something else than the suite in the checkout's copy (e.g. a shell for a closer look).
+COMMAND=${MATRIX_COMMAND:-make test PYTEST_ARGS=\"\$PYTEST_ARGS\"}
+echo "test-qgis: QGIS $QGIS_VERSION ($SUITE): $COMMAND"
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive PYTEST_ARGS="${PYTEST_ARGS:-}" CI="${CI:-}" \
-  bash -c 'cd /work/openeo_tile_jobs && make test PYTEST_ARGS="$PYTEST_ARGS"'
+  bash -c "cd /work/openeo_tile_jobs && $COMMAND"

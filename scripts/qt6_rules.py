@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", "build", "dist", ".qgis-settings", ".git", "__pycache__"}
-#: A line carrying this comment is the old-QGIS branch of a version switch (gis/compat.py).
+#: A statement carrying this comment is the old-QGIS branch of a version switch (gis/compat.py).
 FALLBACK_MARK = "# before QGIS "
 REMOVED_IN_QT6 = {
     "QRegExp": "use QRegularExpression",
@@ -118,7 +118,19 @@ def check_source(path: Path, source: str) -> list[Finding]:
             finding = _enum_finding(path, node, names, lines)
             if finding:
                 findings.append(finding)
-    return [f for f in findings if FALLBACK_MARK.encode() not in lines[f.line - 1]]
+    fallback = _fallback_lines(tree, lines)
+    return [f for f in findings if f.line not in fallback]
+
+
+def _fallback_lines(tree: ast.Module, lines: list[bytes]) -> set[int]:
+    """Lines of the simple statements (however formatted) that carry ``FALLBACK_MARK``."""
+    marked: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)):
+            span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            if any(FALLBACK_MARK.encode() in lines[n - 1] for n in span):
+                marked.update(span)
+    return marked
 
 
 def _enum_finding(path: Path, node: ast.Attribute, names: dict[str, object], lines: list[bytes]) -> Finding | None:
