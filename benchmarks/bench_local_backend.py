@@ -1,10 +1,13 @@
 """Local demo backend: one cloud-free composite job for a 5 km x 5 km tile over three months,
 then 16 such jobs with 2 workers (through real HTTP and the unchanged openeo client), at the
-default 10 m pixels and at the 200 m the tests use; plus the cost of GET /jobs with thousands
-of jobs. Run from the repository root: ``.venv/bin/python benchmarks/bench_local_backend.py``."""
+default 10 m pixels with worker processes and with threads side by side, and at the 200 m the
+tests use; the estimate of a tile's job next to what it was billed; the cost of GET /jobs with
+thousands of jobs. Run from the repository root: ``.venv/bin/python benchmarks/bench_local_backend.py``.
+The speed-up depends on what else the machine runs: the load average is printed."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -55,21 +58,47 @@ def run_jobs(backend: LocalBackend, tiles: list[int]) -> tuple[float, list[float
     return wall, durations
 
 
-def bench_resolution(pixel_size: float) -> tuple[float, float]:
+def bench_resolution(pixel_size: float, compute: str = "processes") -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        backend = LocalBackend(tmp, port=0, workers=2, pixel_size=pixel_size).start()
+        backend = LocalBackend(tmp, port=0, workers=2, pixel_size=pixel_size, compute=compute).start()
         try:
-            run_jobs(backend, [15])  # warm-up: engine import, first connection
+            run_jobs(backend, [15, 14])  # warm-up: worker start, engine import, first connection
             one = min(run_jobs(backend, [0])[0] for _ in range(3))
             wall16, durations = run_jobs(backend, list(range(16)))
         finally:
             backend.stop()
     serial = 16 * one
     print(
-        f"{pixel_size:5g} m pixels: 1 job {one:6.3f} s | 16 jobs, 2 workers {wall16:6.3f} s "
+        f"{pixel_size:5g} m pixels, {compute:9s}: 1 job {one:6.3f} s | 16 jobs, 2 workers {wall16:6.3f} s "
         f"(median job {statistics.median(durations):.3f} s; {serial / wall16:.2f}x faster than 16 x one job)"
     )
     return one, wall16
+
+
+def bench_estimate(pixel_size: float = 10.0) -> None:
+    """GET /jobs/{id}/estimate of tile 0's job next to what the finished job was billed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = LocalBackend(tmp, port=0, workers=2, pixel_size=pixel_size).start()
+        try:
+            con = openeo.connect(backend.url)
+            namespace = backend.demo_process_url
+            cube = con.datacube_from_process(
+                "cloud_free_composite", namespace=namespace, spatial_extent=tile(0), temporal_extent=SUMMER
+            )
+            job = con.create_job(cube)
+            estimate = job.estimate()
+            job.start()
+            while job.status() not in ("finished", "error"):
+                time.sleep(0.05)
+            billed = job.describe()
+            size = job.get_results().get_assets()[0].metadata["file:size"]
+        finally:
+            backend.stop()
+    print(
+        f"tile 0 at {pixel_size:g} m: estimate {estimate['costs']} credits, {estimate['duration']}, "
+        f"{estimate['size']} bytes | billed {billed['costs']} credits, {billed['usage']['duration']['value']} s, "
+        f"file {size} bytes (DEFLATE)"
+    )
 
 
 def bench_listing(n_jobs: int = 3000) -> tuple[float, float, float]:
@@ -112,44 +141,60 @@ def bench_listing(n_jobs: int = 3000) -> tuple[float, float, float]:
     return create, page_ms, all_ms
 
 
-def machine_parallelism() -> float:
-    """Control: the same numpy work in 2 threads vs one after another (the ceiling for 2 workers
-    on this machine right now, which other processes may share)."""
-    import threading
-
+def _numpy_work() -> None:
     import numpy as np
 
     data = np.random.default_rng(0).random((2000, 2000))
+    for _ in range(4):
+        np.sort(data, axis=0)
 
-    def work() -> None:
-        for _ in range(4):
-            np.sort(data, axis=0)
+
+def machine_parallelism() -> tuple[float, float]:
+    """Control: the same numpy work twice, at once in 2 threads / 2 processes vs one after another
+    (the ceiling for 2 workers on this machine right now, which other processes may share)."""
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
 
     start = time.perf_counter()
-    work()
-    work()
+    _numpy_work()
+    _numpy_work()
     serial = time.perf_counter() - start
-    threads = [threading.Thread(target=work) for _ in range(2)]
+    threads = [threading.Thread(target=_numpy_work) for _ in range(2)]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    speedup = serial / (time.perf_counter() - start)
-    print(f"control: plain numpy work in 2 threads runs {speedup:.2f}x faster than serially on this machine now")
-    return speedup
+    in_threads = serial / (time.perf_counter() - start)
+    with ProcessPoolExecutor(2) as executor:
+        list(executor.map(time.sleep, [0.1, 0.1]))  # processes started before timing
+        start = time.perf_counter()
+        list(executor.map(_call, [_numpy_work, _numpy_work]))
+        in_processes = serial / (time.perf_counter() - start)
+    print(
+        f"control: plain numpy work runs {in_processes:.2f}x faster in 2 processes, {in_threads:.2f}x in 2 threads, "
+        f"than serially on this machine now (load average {os.getloadavg()[0]:.1f})"
+    )
+    return in_processes, in_threads
+
+
+def _call(func) -> None:
+    func()
 
 
 def main() -> None:
     print("Local demo backend: cloud-free composite of a 5 km x 5 km tile, 2024-06-01..2024-09-01 (19 dates)")
-    ceiling = machine_parallelism()
-    one_10, wall_10 = bench_resolution(10.0)
-    one_200, wall_200 = bench_resolution(200.0)
+    ceiling, ceiling_threads = machine_parallelism()
+    one_10, wall_10 = bench_resolution(10.0, "processes")
+    one_10t, wall_10t = bench_resolution(10.0, "threads")
+    one_200, _wall_200 = bench_resolution(200.0)
+    bench_estimate(10.0)
     _, page_ms, _ = bench_listing()
     print(
-        f"local_backend: 1 tile job {one_10:.2f} s at 10 m ({one_200 * 1000:.0f} ms at 200 m); "
-        f"16 tiles with 2 workers {wall_10:.2f} s ({16 * one_10 / wall_10:.2f}x faster than one after another, "
-        f"machine ceiling {ceiling:.2f}x); GET /jobs?limit=100 over 3000 jobs {page_ms:.1f} ms"
+        f"local_backend: 16 tiles with 2 worker processes {wall_10:.2f} s, {16 * one_10 / wall_10:.2f}x faster than "
+        f"one after another (threads {16 * one_10t / wall_10t:.2f}x; machine ceiling {ceiling:.2f}x processes, "
+        f"{ceiling_threads:.2f}x threads; load {os.getloadavg()[0]:.1f}); 1 tile job {one_10:.2f} s at 10 m "
+        f"({one_200 * 1000:.0f} ms at 200 m); GET /jobs?limit=100 over 3000 jobs {page_ms:.1f} ms"
     )
 
 

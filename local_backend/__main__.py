@@ -9,6 +9,7 @@ import signal
 import sys
 
 from . import INSTALL_HINT, missing_requirements
+from .durations import Duration
 
 
 def _user(text: str) -> tuple[str, str]:
@@ -16,6 +17,13 @@ def _user(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError("expected NAME:PASSWORD")
     return name, password
+
+
+def _duration(text: str) -> Duration:
+    try:
+        return Duration.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -28,11 +36,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--data-dir", required=True, help="jobs.sqlite and results/ live here")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--compute", choices=("processes", "threads"), default="processes", help="where jobs compute")
     p.add_argument("--pixel-size", type=float, default=10.0, help="metres (default 10)")
     p.add_argument("--max-concurrent-jobs-per-user", type=int, default=0, help="0 = unlimited")
     p.add_argument("--over-limit", choices=("queue", "refuse"), default="queue")
-    p.add_argument("--min-queue-time", type=float, default=0.0)
-    p.add_argument("--min-run-time", type=float, default=0.0)
+    durations = "seconds, 'uniform:LOW,HIGH' or 'lognormal:MEAN,SIGMA', drawn per job from --duration-seed"
+    p.add_argument("--queue-time", "--min-queue-time", type=_duration, default="0", help=f"queued: {durations}")
+    p.add_argument("--run-time", "--min-run-time", type=_duration, default="0", help=f"running: {durations}")
+    p.add_argument("--duration-seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="job metadata without 'progress'")
+    p.add_argument("--max-pixels-per-job", type=int, default=0, help="0 = unlimited; more fails like an executor OOM")
+    p.add_argument("--sync-max-pixel-dates", type=int, default=2_000_000, help="POST /result limit (pixels x dates)")
     p.add_argument("--auth", choices=("none", "basic", "oidc", "basic+oidc"), default="none")
     p.add_argument("--user", action="append", type=_user, default=[], help="NAME:PASSWORD, repeatable")
     p.add_argument("--token-lifetime", type=float, default=3600.0)
@@ -53,11 +67,16 @@ def main(argv: list[str] | None = None) -> int:
 
     config = dict(
         workers=args.workers,
+        compute=args.compute,
+        max_pixels_per_job=args.max_pixels_per_job,
+        sync_max_pixel_dates=args.sync_max_pixel_dates,
         pixel_size=args.pixel_size,
         max_concurrent_jobs_per_user=args.max_concurrent_jobs_per_user,
         over_limit=args.over_limit,
-        min_queue_time=args.min_queue_time,
-        min_run_time=args.min_run_time,
+        queue_time=args.queue_time,
+        run_time=args.run_time,
+        duration_seed=args.duration_seed,
+        report_progress=not args.no_progress,
         auth=args.auth,
         token_lifetime=args.token_lifetime,
         oidc_auto_approve_after=args.oidc_auto_approve_after,

@@ -14,25 +14,26 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import synthetic
+from .cube_io import JobContext, load_collection_impl, save_result_impl, write_cube
 from .errors import ApiError, JobError
-from .extents import Grid, spatial_to_grid, temporal_interval
-from .geotiff import WrittenAsset, write_geotiff
+from .geotiff import WrittenAsset
 
 log = logging.getLogger(__name__)
+# Quiet before anything imports it (worker processes preload it): it warns about optional extras.
+logging.getLogger("openeo_processes_dask").setLevel(logging.ERROR)
 
-COLLECTION_ID = "SENTINEL2_L2A"
 OWN_PROCESSES = ("load_collection", "save_result")
 EXCLUDED = {"load_stac", "run_udf", "apply_neighborhood_intertwin"}  # need network or arbitrary code
-GTIFF_NAMES = {"gtiff", "geotiff", "tiff", "gtif", "tif"}
 MAX_UDP_DEPTH = 8
-MAX_CUBE_VALUES = 100_000_000  # float32: 400 MB before intermediate copies
+#: The official openeo-processes definitions (2.x, the version the openEO API 1.2 goes with), as
+#: the reference backend framework openeo-driver 0.136 ships them (Apache-2.0, see specs/); the
+#: copies bundled with openeo-processes-dask are a fork that differs for a few processes.
+OFFICIAL_SPECS = Path(__file__).resolve().parent / "specs" / "openeo-processes-2.x.json"
 
 _base_lock = threading.Lock()
 _base: dict[str, Any] | None = None
@@ -45,7 +46,6 @@ def _load_base() -> None:
     with _base_lock:
         if _base is not None:
             return
-        logging.getLogger("openeo_processes_dask").setLevel(logging.ERROR)
         import openeo_processes_dask.specs as specs_module
         from openeo_pg_parser_networkx.process_registry import Process
         from openeo_processes_dask.process_implementations.core import process, standard_processes
@@ -62,7 +62,9 @@ def _load_base() -> None:
             base[pid] = Process(spec=spec, implementation=process(func))
             specs[pid] = spec
         for pid in OWN_PROCESSES:
-            specs[pid] = copy.deepcopy(getattr(specs_module, pid))
+            specs[pid] = getattr(specs_module, pid)
+        official = json.loads(OFFICIAL_SPECS.read_text(encoding="utf-8"))
+        specs = {pid: official.get(pid, spec) for pid, spec in specs.items()}  # served; dask's run the graph
         if "median" in base:
             base["median"] = Process(spec=specs["median"], implementation=process(_fast_median(base_median_impl())))
         _base, _specs = base, specs
@@ -99,6 +101,7 @@ def warm_up() -> None:
 
 
 def process_specs() -> dict[str, dict]:
+    """The process descriptions ``GET /processes`` serves: the official ones where they exist."""
     _load_base()
     assert _specs is not None
     return _specs
@@ -106,21 +109,6 @@ def process_specs() -> dict[str, dict]:
 
 def predefined_ids() -> set[str]:
     return set(process_specs())
-
-
-@dataclass
-class JobContext:
-    """What a running job's processes need from the backend."""
-
-    job_id: str
-    user_id: str
-    out_dir: Path
-    pixel_size: float
-    log: Callable[[str, str], None]  # (level, message)
-    lookup_process: Callable[[str, str | None], dict]  # (process_id, namespace) -> definition; raises JobError
-    outputs: list[tuple[Any, str, dict]] = field(default_factory=list)
-    grid: Grid | None = None
-    peak_bytes: int = 0
 
 
 class _JobRegistry(Mapping):
@@ -149,74 +137,6 @@ def _wrap(func: Callable) -> Any:
     from openeo_processes_dask.process_implementations.core import process
 
     return Process(spec={}, implementation=process(func))
-
-
-def _load_collection_impl(ctx: JobContext) -> Callable:
-    def load_collection(id, spatial_extent=None, temporal_extent=None, bands=None, properties=None, **_):  # noqa: A002
-        import xarray as xr
-
-        if id != COLLECTION_ID:
-            raise JobError(f"Collection '{id}' does not exist.", "CollectionNotFound")
-        grid = spatial_to_grid(spatial_extent, ctx.pixel_size)
-        start, end = temporal_interval(temporal_extent)
-        dates = synthetic.acquisition_dates(start, end)
-        if not dates:
-            raise JobError(
-                f"No {COLLECTION_ID} acquisitions between {start} and {end} (one every {synthetic.REVISIT_DAYS} days).",
-                "NoDataAvailable",
-            )
-        band_list = list(bands) if bands else list(synthetic.BANDS)
-        unknown = [b for b in band_list if b not in synthetic.BANDS]
-        if unknown:
-            raise JobError(
-                f"The value passed for parameter 'bands' in process 'load_collection' is invalid: "
-                f"unknown bands {unknown}",
-                "ProcessParameterInvalid",
-            )
-        values = grid.xs.size * grid.ys.size * len(dates) * len(band_list)
-        if values > MAX_CUBE_VALUES:
-            raise JobError(
-                f"The request needs {values / 1e6:.0f} million values ({grid.xs.size} x {grid.ys.size} pixels x "
-                f"{len(dates)} dates x {len(band_list)} bands), more than the demo backend's "
-                f"{MAX_CUBE_VALUES / 1e6:.0f} million: use a smaller extent, a shorter period or fewer bands.",
-                "ProcessParameterInvalid",
-            )
-        if properties:
-            ctx.log("warning", "load_collection: 'properties' filters are ignored by the demo collection")
-        data = synthetic.generate(grid.xs, grid.ys, dates, band_list).astype(np.float32)
-        if grid.inside is not None:
-            data[:, :, ~grid.inside] = np.nan
-        ctx.peak_bytes = max(ctx.peak_bytes, data.nbytes)
-        ctx.grid = grid
-        ctx.log(
-            "info",
-            f"load_collection {COLLECTION_ID}: {len(dates)} dates x {len(band_list)} bands x "
-            f"{grid.ys.size} x {grid.xs.size} pixels of {grid.res:g} m in EPSG:{grid.epsg}",
-        )
-        return xr.DataArray(
-            data,
-            dims=("t", "bands", "y", "x"),
-            coords={
-                "t": np.array([np.datetime64(d.isoformat(), "ns") for d in dates]),
-                "bands": band_list,
-                "y": grid.ys,
-                "x": grid.xs,
-            },
-            attrs={"crs": grid.crs, "epsg": grid.epsg, "resolution": grid.res},
-        )
-
-    return load_collection
-
-
-def _save_result_impl(ctx: JobContext) -> Callable:
-    def save_result(data, format, options=None, **_):  # noqa: A002
-        if str(format).lower() not in GTIFF_NAMES:
-            raise JobError(f"Format '{format}' is not supported here; use GTiff.", "FormatUnsupported")
-        if not any(existing is data for existing, _f, _o in ctx.outputs):
-            ctx.outputs.append((data, "GTiff", dict(options or {})))
-        return data
-
-    return save_result
 
 
 def _udp_impl(flat_graph: dict, definition: dict, registry_ref: list) -> Callable:
@@ -285,8 +205,8 @@ def execute(process: dict, ctx: JobContext) -> list[WrittenAsset]:
     if not isinstance(flat, dict) or not flat:
         raise JobError("The job has no process graph.", "ProcessGraphMissing")
     extras: dict[str, Any] = {
-        "load_collection": _wrap(_load_collection_impl(ctx)),
-        "save_result": _wrap(_save_result_impl(ctx)),
+        "load_collection": _wrap(load_collection_impl(ctx)),
+        "save_result": _wrap(save_result_impl(ctx)),
     }
     registry_ref: list = [None]
     try:
@@ -298,10 +218,10 @@ def execute(process: dict, ctx: JobContext) -> list[WrittenAsset]:
             result = graph.to_callable(registry_ref[0], parameters={})(named_parameters={})
             if not ctx.outputs:
                 ctx.log("info", "The process graph has no save_result: saving its result as GTiff")
-                _save_result_impl(ctx)(result, "GTiff")
+                save_result_impl(ctx)(result, "GTiff")
             assets: list[WrittenAsset] = []
             for i, (data, _fmt, _options) in enumerate(ctx.outputs):
-                assets += _write_cube(data, ctx, prefix="openEO" if i == 0 else f"openEO_{i}")
+                assets += write_cube(data, ctx, prefix="openEO" if i == 0 else f"openEO_{i}")
     except (JobError, ApiError):
         raise
     except Exception as exc:
@@ -316,48 +236,6 @@ def _error_code(exc: Exception) -> str:
     if name == "ValidationError":
         return "ProcessGraphInvalid"
     return "Internal"
-
-
-def _write_cube(data: Any, ctx: JobContext, prefix: str) -> list[WrittenAsset]:
-    import xarray as xr
-
-    if not isinstance(data, xr.DataArray):
-        raise JobError(f"save_result needs a raster data cube, got {type(data).__name__}.", "ProcessParameterInvalid")
-    dims = list(data.dims)
-    if "x" not in dims or "y" not in dims:
-        raise JobError(f"save_result needs x and y dimensions, the cube has {dims}.", "ProcessParameterInvalid")
-    time_dim = next((d for d in dims if d in ("t", "time")), None)
-    band_dim = next((d for d in dims if d in ("bands", "band", "b")), None)
-    other = [d for d in dims if d not in ("x", "y", time_dim, band_dim)]
-    if other:
-        raise JobError(f"GTiff cannot hold the dimensions {other}; reduce them first.", "ProcessParameterInvalid")
-    order = [d for d in (time_dim, band_dim, "y", "x") if d]
-    data = data.transpose(*order)
-    xs, ys = np.asarray(data["x"].values, dtype=float), np.asarray(data["y"].values, dtype=float)
-    res = float(data.attrs.get("resolution") or (ctx.grid.res if ctx.grid else ctx.pixel_size))
-    epsg = int(data.attrs.get("epsg") or (ctx.grid.epsg if ctx.grid else 4326))
-    bounds = (xs.min() - res / 2, ys.min() - res / 2, xs.max() + res / 2, ys.max() + res / 2)
-    bands = [str(b) for b in data[band_dim].values] if band_dim else ["band_1"]
-    values = np.asarray(data.values)
-    ctx.peak_bytes = max(ctx.peak_bytes, values.nbytes)
-    if ys.size > 1 and ys[0] < ys[-1]:  # north up
-        values = values[..., ::-1, :]
-    if values.dtype == np.bool_:
-        values = values.astype(np.uint8)
-    written = []
-    if time_dim:
-        for i, label in enumerate(data[time_dim].values):
-            day = str(np.datetime_as_string(np.datetime64(label, "D")))
-            frame = values[i] if band_dim else values[i][None]
-            written.append(write_geotiff(ctx.out_dir / f"{prefix}_{day}Z.tif", frame, epsg, bounds, bands, day))
-    else:
-        frame = values if band_dim else values[None]
-        written.append(write_geotiff(ctx.out_dir / f"{prefix}.tif", frame, epsg, bounds, bands))
-    for asset in written:
-        ctx.log(
-            "info", f"save_result: wrote {asset.name} ({asset.size} bytes, {asset.shape[1]}x{asset.shape[0]} pixels)"
-        )
-    return written
 
 
 def load_definition(path: Path) -> dict:

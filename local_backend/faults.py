@@ -55,20 +55,31 @@ class FaultInjector:
 
 
 class RequestCounter:
-    """Requests received per endpoint key such as ``"GET /jobs/{job_id}"`` (faulted ones included)."""
+    """Requests received per endpoint key such as ``"GET /jobs/{job_id}"`` (faulted ones included)
+    and the bytes of the response bodies sent for them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._bytes: Counter[str] = Counter()
 
     def add(self, key: str) -> None:
         with self._lock:
             self._counts[key] += 1
 
+    def add_bytes(self, key: str, size: int) -> None:
+        with self._lock:
+            self._bytes[key] += size
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
+    def bytes_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._bytes)
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._bytes.clear()

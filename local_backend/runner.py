@@ -1,7 +1,7 @@
 """The worker pool: takes queued jobs in order, runs them, records status, usage, costs and logs.
 
 A worker claims the oldest queued job whose owner is below the per-user running limit and
-whose ``min_queue_time`` has passed, marks it running (with a new ``attempt`` number) and
+whose queue time has passed, marks it running (with a new ``attempt`` number) and
 computes it. Every final status update is guarded by ``status = 'running' AND attempt = n``,
 so a job canceled (or restarted) meanwhile is never overwritten by a stale worker.
 """
@@ -14,13 +14,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from pathlib import Path
 
-from . import engine
+from . import compute
 from .config import BackendConfig
-from .errors import ApiError, JobError
+from .costs import job_credits
+from .errors import JobError
 from .faults import FaultInjector
 from .geotiff import WrittenAsset
+from .pool import ComputePool
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -34,12 +37,14 @@ class JobRunner:
         results_dir: Path,
         faults: FaultInjector,
         lookup_process: Callable[[str, str, str | None], dict],  # (user, process_id, namespace)
+        pool: ComputePool,
     ):
         self.config = config
         self.store = store
         self.results_dir = results_dir
         self.faults = faults
         self.lookup_process = lookup_process
+        self.pool = pool
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -56,6 +61,7 @@ class JobRunner:
         self._stopping.set()
         self.wake()
         deadline = time.monotonic() + timeout
+        self.pool.stop(timeout)
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
@@ -80,7 +86,7 @@ class JobRunner:
         limit = self.config.max_concurrent_jobs_per_user
         running = self.store.running_per_user()
         for row in self.store.queued_jobs():
-            ready_at = (row["queued_at"] or now) + self.config.min_queue_time
+            ready_at = (row["queued_at"] or now) + self._queue_time(row["seq"])
             if ready_at > now:
                 wait = min(wait, ready_at - now)
                 continue
@@ -124,41 +130,30 @@ class JobRunner:
         return "status = 'running' AND attempt = ?", (attempt,)
 
     def _run(self, job: dict) -> None:
-        job_id, attempt, user = job["id"], int(job["attempt"]), job["user_id"]
+        job_id, attempt = job["id"], int(job["attempt"])
         out_dir = self.results_dir / job_id
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        level = job.get("log_level") or "info"
         self.store.add_log(job_id, "info", f"Job started (attempt {attempt}).")
-
-        def job_log(lvl: str, message: str) -> None:
-            if _level_rank(lvl) >= _level_rank(level):
-                self.store.add_log(job_id, lvl, message)
-
-        ctx = engine.JobContext(
-            job_id=job_id,
-            user_id=user,
-            out_dir=out_dir,
-            pixel_size=self.config.pixel_size,
-            log=job_log,
-            lookup_process=lambda pid, ns: self.lookup_process(user, pid, ns),
-        )
-        t0, cpu0 = time.time(), time.thread_time()
+        t0 = time.time()
         try:
-            if self.faults.job_fails():
-                raise JobError("Injected fault: this job fails on purpose (fault injection 'job_error').", "Internal")
-            assets = engine.execute(job["process"] or {}, ctx)
-            self._hold_running(job_id, attempt, t0)
+            outcome = self._compute(job, out_dir)
+        except (CancelledError, RuntimeError):
+            if self._stopping.is_set():
+                return  # the server stops: the job stays "running" and is queued again at the next start
+            raise
+        if self._stopping.is_set():
+            return
+        for level, message in outcome.logs:
+            self.store.add_log(job_id, level, message)
+        if outcome.error is not None:
+            self._fail(job_id, attempt, t0, outcome)
+            return
+        try:
+            self._hold_running(job_id, attempt, t0, int(job["seq"]))
         except _Interrupted:
-            return  # the server stops: the job stays "running" and is queued again at the next start
-        except (JobError, ApiError) as exc:
-            self._fail(job_id, attempt, t0, cpu0, ctx, str(getattr(exc, "message", exc)), exc.code)
             return
-        except Exception as exc:
-            log.exception("job %s crashed", job_id)
-            self._fail(job_id, attempt, t0, cpu0, ctx, f"{type(exc).__name__}: {exc}", "Internal")
-            return
-        usage, costs = self._usage(t0, cpu0, ctx)
+        usage, costs = self._usage(t0, outcome)
         where, params = self._guard(attempt)
         done = self.store.update_job(
             job_id,
@@ -169,24 +164,48 @@ class JobRunner:
             progress=100,
             usage=usage,
             costs=costs,
-            results={"assets": [_asset_record(a) for a in assets], "bbox": _lonlat_bbox(ctx)},
+            results={"assets": [_asset_record(a) for a in outcome.assets], "bbox": outcome.lonlat_bbox},
         )
         if done:
             self.store.add_log(
-                job_id, "info", f"Job finished: {len(assets)} asset(s) in {usage['duration']['value']} s."
+                job_id, "info", f"Job finished: {len(outcome.assets)} asset(s) in {usage['duration']['value']} s."
             )
         elif self.store.get_job(job_id) is not None and not self._is_current(job_id, attempt):
             pass  # restarted meanwhile: the new attempt owns the folder
         else:
             shutil.rmtree(out_dir, ignore_errors=True)  # canceled or deleted meanwhile
 
+    def _compute(self, job: dict, out_dir: Path) -> compute.Outcome:
+        """The job's computation in a worker (process); its errors come back in the outcome."""
+        user = job["user_id"]
+        try:
+            if self.faults.job_fails():
+                raise JobError("Injected fault: this job fails on purpose (fault injection 'job_error').", "Internal")
+            process = job["process"] or {}
+            definitions = compute.resolve_definitions(process, lambda pid, ns: self.lookup_process(user, pid, ns))
+            work = compute.Work(
+                job["id"],
+                process,
+                self.config.pixel_size,
+                definitions,
+                out_dir,
+                job.get("log_level") or "info",
+                self.config.max_pixels_per_job,
+            )
+            return self.pool.run(compute.run, work)
+        except JobError as exc:
+            return compute.Outcome(error=(str(exc), exc.code))
+
     def _is_current(self, job_id: str, attempt: int) -> bool:
         job = self.store.get_job(job_id)
         return job is not None and int(job["attempt"]) == attempt
 
-    def _hold_running(self, job_id: str, attempt: int, t0: float) -> None:
-        """Honour ``min_run_time``: stay running (progress creeping up) after computing."""
-        min_run = self.config.min_run_time
+    def _queue_time(self, seq: int) -> float:
+        return self.config.queue_time.sample(self.config.duration_seed, seq, "queue")
+
+    def _hold_running(self, job_id: str, attempt: int, t0: float, seq: int) -> None:
+        """Honour ``run_time``: stay running (progress creeping up) after computing."""
+        min_run = self.config.run_time.sample(self.config.duration_seed, seq, "run")
         where, params = self._guard(attempt)
         while True:
             if self._stopping.is_set():
@@ -199,20 +218,21 @@ class JobRunner:
                 return  # canceled: the caller's guarded update will notice
             time.sleep(min(0.1, min_run - elapsed))
 
-    def _usage(self, t0: float, cpu0: float, ctx: engine.JobContext) -> tuple[dict, float]:
+    def _usage(self, t0: float, outcome: compute.Outcome) -> tuple[dict, float]:
         duration = round(time.time() - t0, 3)
-        cpu = round(time.thread_time() - cpu0, 3)
-        memory = round(max(ctx.peak_bytes, 1) / 1e6 * duration, 3)
+        memory = round(max(outcome.peak_bytes, 1) / 1e6 * duration, 3)
         usage = {
-            "cpu": {"value": cpu, "unit": "cpu-seconds"},
+            "cpu": {"value": outcome.cpu, "unit": "cpu-seconds"},
             "memory": {"value": memory, "unit": "mb-seconds"},
             "duration": {"value": duration, "unit": "seconds"},
+            "input_pixel": {"value": round(outcome.volume.values / 1e6, 6), "unit": "mega-pixel"},
         }
-        return usage, round(cpu * self.config.cost_per_cpu_second, 6)
+        return usage, job_credits(outcome.volume, self.config.cost_per_million_values)
 
-    def _fail(self, job_id: str, attempt: int, t0: float, cpu0: float, ctx, message: str, code: str) -> None:
-        usage, costs = self._usage(t0, cpu0, ctx)
+    def _fail(self, job_id: str, attempt: int, t0: float, outcome: compute.Outcome) -> None:
+        usage, costs = self._usage(t0, outcome)
         where, params = self._guard(attempt)
+        message, code = outcome.error or ("The job failed.", "Internal")
         if self.store.update_job(
             job_id, where=where, where_params=params, status="error", finished_at=time.time(), usage=usage, costs=costs
         ):
@@ -220,14 +240,7 @@ class JobRunner:
 
 
 class _Interrupted(Exception):  # noqa: N818 - a signal, not an error
-    """The server is stopping while a job holds its ``min_run_time``."""
-
-
-_LEVELS = ("debug", "info", "warning", "error")
-
-
-def _level_rank(level: str) -> int:
-    return _LEVELS.index(level) if level in _LEVELS else 1
+    """The server is stopping while a job holds its run time."""
 
 
 def _asset_record(asset: WrittenAsset) -> dict:
@@ -242,8 +255,3 @@ def _asset_record(asset: WrittenAsset) -> dict:
         "bands": asset.bands,
         "date": asset.date,
     }
-
-
-def _lonlat_bbox(ctx: engine.JobContext) -> list[float] | None:
-    """Footprint of the job in EPSG:4326 (the STAC item's bbox)."""
-    return [round(v, 7) for v in ctx.grid.lonlat_bbox] if ctx.grid is not None else None

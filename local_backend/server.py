@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -66,6 +67,7 @@ class LocalBackend:
         from .app import create_app
         from .auth import Auth
         from .faults import FaultInjector, RequestCounter
+        from .pool import ComputePool
         from .runner import JobRunner
         from .services import Services
         from .store import JobStore
@@ -83,10 +85,15 @@ class LocalBackend:
             secret=_secret(self.data_dir / "secret.key"),
         )
         app = create_app(services)
-        server = _make_server(self.config.host, self.requested_port, app)
+        try:
+            server = _make_server(self.config.host, self.requested_port, app)
+        except OSError:
+            store.close()
+            raise
         services.port = server.server_port
-        runner = JobRunner(self.config, store, services.results_dir, services.faults, services.lookup_process)
-        services.runner = runner
+        pool = ComputePool(self.config.workers, self.config.compute).start()
+        runner = JobRunner(self.config, store, services.results_dir, services.faults, services.lookup_process, pool)
+        services.runner, services.pool = runner, pool
         self._services, self._runner, self._server = services, runner, server
         threading.Thread(target=engine.warm_up, name="local-backend-warm-up", daemon=True).start()
         runner.start()
@@ -134,6 +141,15 @@ class LocalBackend:
         """Namespace URL of the demo process ``cloud_free_composite``."""
         return f"{self.url}/udp/cloud_free_composite.json"
 
+    @property
+    def compute_mode(self) -> str:
+        """Where jobs compute: "processes" or "threads" (asked for, or the fallback)."""
+        return self._require().pool.mode
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running worker processes (they start with the first computation)."""
+        return self._require().pool.worker_pids()
+
     # -- faults, counters, sign-in -------------------------------------------------------------
     def set_faults(self, **faults: Any) -> None:
         """Replace the fault settings (no arguments: no faults). Keys: see :class:`FaultConfig`."""
@@ -146,6 +162,10 @@ class LocalBackend:
         """Requests per endpoint, e.g. ``{"GET /jobs": 3, "POST /jobs/{job_id}/results": 1}``;
         injected faults are also counted as ``"fault 503"`` etc."""
         return self._require().counter.snapshot()
+
+    def response_bytes(self) -> dict[str, int]:
+        """Bytes of the response bodies sent per endpoint (same keys as :meth:`request_counts`)."""
+        return self._require().counter.bytes_snapshot()
 
     def reset_counts(self) -> None:
         self._require().counter.reset()
@@ -222,4 +242,7 @@ def _make_server(host: str, port: int, app):
                 except OSError:
                     pass
 
-    return Server(host, port, app, handler=QuietHandler)
+    try:
+        return Server(host, port, app, handler=QuietHandler)
+    except SystemExit:  # werkzeug exits the program when it cannot bind; a caller may pick another port
+        raise OSError(errno.EADDRINUSE, f"cannot listen on {host}:{port} (in use?)") from None

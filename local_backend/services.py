@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from .auth import Auth
 from .config import BackendConfig
-from .errors import JobError
+from .errors import ApiError, JobError
 from .faults import FaultInjector, RequestCounter
 from .store import JobStore
 
@@ -36,6 +36,7 @@ class Services:
     counter: RequestCounter
     secret: bytes
     runner: Any = None  # JobRunner, set once created
+    pool: Any = None  # ComputePool, set once created
     port: int = 0
     _demo_cache: dict[str, dict] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -106,6 +107,28 @@ class Services:
         if not isinstance(data, dict):
             raise JobError(f"The namespace {url} did not return a process definition.", "ProcessNamespaceInvalid")
         return data
+
+    # -- dry runs (estimates, the size check of synchronous processing) --------------------------
+    def resolve_definitions(self, process: dict, user: str) -> dict:
+        """The definitions a process needs beyond the predefined ones (ApiError if one is missing)."""
+        from . import compute
+
+        try:
+            return compute.resolve_definitions(process, lambda pid, ns: self.lookup_process(user, pid, ns))
+        except JobError as exc:
+            raise ApiError(exc.code, str(exc)) from exc
+
+    def dry_run(self, process: dict, user: str, definitions: dict | None = None):
+        """:class:`compute.Outcome` of a run on a few pixels: what the process loads and saves."""
+        from . import compute
+
+        if definitions is None:
+            definitions = self.resolve_definitions(process, user)
+        outcome = compute.dry_run(process, self.config.pixel_size, definitions)
+        if outcome.error is not None:
+            message, code = outcome.error
+            raise ApiError(code, message)
+        return outcome
 
     # -- downloads --------------------------------------------------------------------------
     def signature(self, job_id: str, name: str) -> str:

@@ -177,7 +177,7 @@ class JobStore:
         return int(row[0])
 
     def queued_jobs(self) -> list[sqlite3.Row]:
-        return self._all("SELECT id, user_id, queued_at, attempt FROM jobs WHERE status = 'queued' ORDER BY seq")
+        return self._all("SELECT seq, id, user_id, queued_at, attempt FROM jobs WHERE status = 'queued' ORDER BY seq")
 
     def running_per_user(self) -> dict[str, int]:
         rows = self._all("SELECT user_id, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY user_id")

@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .engine import COLLECTION_ID, GTIFF_NAMES, OWN_PROCESSES
+from .cube_io import COLLECTION_ID, GTIFF_NAMES
+from .engine import OWN_PROCESSES
 from .errors import ApiError
 from .extents import spatial_to_grid, temporal_interval
 

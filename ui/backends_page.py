@@ -34,7 +34,7 @@ from ..core.backends import (
     BackendConfigError,
     BackendProfile,
 )
-from . import credentials, settings
+from . import credentials, local_demo, settings
 from .device_flow import DeviceFlowBridge, DeviceFlowDialog, SignInCancelledError
 from .i18n import translator
 from .proxies import qgis_proxies
@@ -142,7 +142,8 @@ class BackendsPage(QWidget):
         self.editor.setLayout(form)
         self.preset = QComboBox()
         self.preset.addItem(tr("Custom"), PRESET_CUSTOM)
-        self.preset.addItem(tr("Local demo backend"), PRESET_LOCAL)
+        local = tr("Local demo backend (synthetic Sentinel-2, {size:g} m pixels)").format(size=local_demo.pixel_size())
+        self.preset.addItem(local, PRESET_LOCAL)
         self.preset.addItem(tr("Copernicus Data Space Ecosystem (openEO federation)"), PRESET_CDSE)
         add_field(form, tr("Preset"), self.preset)
         self.name = QLineEdit()

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _backend: Optional[Any] = None
 _started_here = False
-#: Keyword arguments for the LocalBackend the preset starts (tests and the demo may change them first).
-OPTIONS: dict[str, Any] = {"auth": "oidc", "pixel_size": 100.0}
+#: Keyword arguments for the LocalBackend the preset starts (tests and the demo may change them first);
+#: the pixel size is the backend's default (10 m), as in ``make demo``.
+OPTIONS: dict[str, Any] = {"auth": "oidc"}
 #: The port tried first, so that the URL saved with a backend (and a run's process URL) still
 #: works after QGIS restarts; a free port is used when it is taken.
 PREFERRED_PORT = 8089
@@ -28,6 +29,13 @@ def data_dir() -> Path:
     from qgis.core import QgsApplication
 
     return Path(QgsApplication.qgisSettingsDirPath()) / "openeo_tile_jobs" / "local_backend"
+
+
+def pixel_size() -> float:
+    """Metres per pixel of the synthetic Sentinel-2 the preset's backend computes on."""
+    from ..local_backend.config import BackendConfig
+
+    return float(OPTIONS.get("pixel_size", BackendConfig.pixel_size))
 
 
 def local_backend_url() -> str:
