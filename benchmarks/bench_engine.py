@@ -73,9 +73,11 @@ class ServerProcess:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
+        self.data_dir = Path(data_dir)
         args = [sys.executable, "-m", "local_backend", "--port", str(port), "--data-dir", str(data_dir)]
         for key, value in options.items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
+            flag = f"--{key.replace('_', '-')}"
+            args += [flag] if value is True else [flag, str(value)]
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{port}"
         self.demo_process_url = f"{self.url}/udp/cloud_free_composite.json"

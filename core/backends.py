@@ -206,6 +206,12 @@ class Backend:
         self.request_count = 0
         #: Seconds spent waiting for response headers (engine time = round time minus this).
         self.http_seconds = 0.0
+        #: Bytes of the responses received through this session (the API's, not downloads).
+        self.bytes_received = 0
+        #: Kinds of request (their context) whose last try failed, and when: the backoff keeps growing until
+        #: each of them succeeds again (a listing that works does not excuse a create that keeps failing);
+        #: a kind not tried again for two backoff caps is forgotten.
+        self._failing: dict[str, float] = {}
 
     # -- small accessors -------------------------------------------------------------------------
 
@@ -228,6 +234,9 @@ class Backend:
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.request_count += 1
         self.http_seconds += response.elapsed.total_seconds()
+        length = response.headers.get("Content-Length")
+        # The API session never streams, so its body is already read; downloads use other sessions.
+        self.bytes_received += int(length) if length and length.isdigit() else len(response.content or b"")
         if response.status_code in (429, 503):
             self._retry_after = retry.parse_retry_after(response.headers.get("Retry-After"))
 
@@ -247,7 +256,13 @@ class Backend:
     def seconds_until_ready(self) -> float:
         return max(0.0, self.backoff.until - self._clock())
 
-    def record_success(self) -> None:
+    def record_success(self, context: str = "") -> None:
+        """A request of kind ``context`` worked; the backoff ends once no kind of request is failing."""
+        self._failing.pop(context, None)
+        forget_before = self._clock() - 2 * self.backoff.cap
+        self._failing = {k: t for k, t in self._failing.items() if t >= forget_before}
+        if self._failing:
+            return
         if self.backoff.failures or self.state != BACKEND_OK:
             self.backoff.succeed()
             if not self.needs_sign_in and self.connection is not None:
@@ -259,16 +274,20 @@ class Backend:
         now = self._clock()
         message = f"{context}: {exc}" if context else str(exc)
         if kind == retry.RATE_LIMITED:
+            self._failing[context] = now
             wait = self._retry_after
             self._retry_after = None
             d = self.backoff.fail(now, wait)
             self._set_state(BACKEND_BACKOFF, f"rate limited, waiting {d:.1f} s ({message})")
         elif kind in (retry.TRANSIENT, retry.OTHER):
+            self._failing[context] = now
             wait = self._retry_after if retry.status_and_code(exc)[0] == 503 else None
             self._retry_after = None
             d = self.backoff.fail(now, wait)
             state = BACKEND_OFFLINE if self.connection is None else BACKEND_BACKOFF
-            self._set_state(state, f"retrying in {d:.1f} s after {message}")
+            failures = self.backoff.failures
+            again = f", failure {failures} in a row" if failures > 1 else ""
+            self._set_state(state, f"retrying in {d:.1f} s{again} after {message}")
         elif kind == retry.AUTH:
             if not self.reauthenticate(reason=message):
                 self.mark_needs_sign_in(message)
@@ -307,6 +326,7 @@ class Backend:
             except Exception:
                 self.connection = None
                 raise
+            self._failing.clear()
             self.backoff.succeed()
             self._set_state(BACKEND_OK, "connected")
             return conn
@@ -329,6 +349,7 @@ class Backend:
                 check_url(self.connection.root_url, self.profile.allow_insecure_http)
             self._authenticate(interactive=True, display=display, max_poll_time=max_poll_time)
             self.needs_sign_in = False
+            self._failing.clear()
             self.backoff.succeed()
             self._set_state(BACKEND_OK, "signed in")
 
@@ -526,6 +547,3 @@ class BackendPool:
             if b.name == name:
                 return b
         return None
-
-    def names(self) -> list[str]:
-        return [b.name for b in self.backends]

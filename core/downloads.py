@@ -9,7 +9,8 @@ the output folder.
 
 Workers never touch the job database: they put :class:`DownloadResult` objects on a
 queue that :meth:`Downloader.poll` drains in the scheduler's thread, which records them
-(result_status pending -> downloading -> downloaded / failed). The openeo client's
+(result_status pending -> downloading -> downloaded / failed). A tile counts as in flight
+from :meth:`Downloader.submit` until :meth:`Downloader.poll` returned its result. The openeo client's
 ``JobResults.download_files`` neither verifies checksums nor writes atomically, hence
 this module.
 """
@@ -36,6 +37,8 @@ from .redact import redact
 _log = logging.getLogger(__name__)
 
 RESULTS_FILENAME = "job-results.json"
+#: File names of results that are rasters (shown as layers, put in the mosaic).
+RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff")
 PART_SUFFIX = ".part"
 CHUNK_SIZE = 256 * 1024
 
@@ -71,6 +74,10 @@ def check_safe_name(name: Any, what: str = "asset name") -> str:
     if name == RESULTS_FILENAME:
         raise UnsafeNameError(f"refused {what} {name!r}: would overwrite the result metadata")
     return name
+
+
+def is_raster_result(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(RASTER_SUFFIXES)
 
 
 def job_dir_of(output_dir: Path | str, job_id: str) -> Path:
@@ -262,13 +269,20 @@ class Downloader:
         return True
 
     def poll(self) -> list[DownloadResult]:
-        """Results finished since the last call (never blocks)."""
+        """Results finished since the last call (never blocks).
+
+        A tile stays "in flight" until its result is handed out here, so whoever submits
+        (the scheduler, between rounds) never sends a finished download again before it has
+        seen the result."""
         out = []
         while True:
             try:
-                out.append(self._results.get_nowait())
+                result = self._results.get_nowait()
             except queue.Empty:
                 return out
+            with self._lock:
+                self._in_flight.discard(result.task.fid)
+            out.append(result)
 
     def in_flight(self) -> int:
         with self._lock:
@@ -305,9 +319,7 @@ class Downloader:
             except Exception as e:  # noqa: BLE001 - a worker must survive anything
                 _log.exception("Download of job %s crashed", task.job_id)
                 result = DownloadResult(task, ok=False, error=redact(f"unexpected error: {e}"))
-            with self._lock:
-                self._in_flight.discard(task.fid)
-            self._results.put(result)
+            self._results.put(result)  # still in flight until poll() hands the result out
 
     def _hook(self, point: str, task: DownloadTask) -> None:
         if self.checkpoint is not None:

@@ -33,12 +33,14 @@ class StatusChange:
 
 @dataclass(frozen=True)
 class Progress:
-    """Counts after a round: tiles per status, downloads per result_status, jobs per backend."""
+    """Counts after a round: tiles per status, downloads per result_status, jobs per backend,
+    and seconds until each backend with jobs is asked about them again."""
 
     counts: dict[str, int]
     total: int
     downloads: dict[str, int] = field(default_factory=dict)
     active_per_backend: dict[str, int] = field(default_factory=dict)
+    next_check_in: dict[str, float] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -46,6 +48,25 @@ class Progress:
         from .statuses import FINAL_STATUSES
 
         return sum(n for s, n in self.counts.items() if s in FINAL_STATUSES)
+
+    @property
+    def failed(self) -> int:
+        """Tiles whose job failed, could not start or was canceled."""
+        from .statuses import FAILED_STATUSES
+
+        return sum(n for s, n in self.counts.items() if s in FAILED_STATUSES)
+
+    @property
+    def with_jobs(self) -> int:
+        """Tiles whose job is on a backend (or being created or started)."""
+        from .statuses import TRACKED_STATUSES
+
+        return sum(self.counts.get(s, 0) for s in TRACKED_STATUSES)
+
+    @property
+    def next_check(self) -> Optional[float]:
+        """Seconds until the next backend is asked about its jobs; None when none has jobs."""
+        return min(self.next_check_in.values()) if self.next_check_in else None
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,22 @@ class RunCounts:
         return sum(n for s, n in self.counts.items() if s in statuses.ACTIVE_STATUSES)
 
     @property
+    def with_jobs(self) -> int:
+        """Tiles whose job is on a backend (or being created or started): the run's active jobs."""
+        return sum(self.counts.get(s, 0) for s in statuses.TRACKED_STATUSES)
+
+    @property
+    def failed(self) -> int:
+        """Tiles whose job failed, could not start or was canceled."""
+        return sum(n for s, n in self.counts.items() if s in statuses.FAILED_STATUSES)
+
+    @property
     def pending_downloads(self) -> int:
         return sum(self.downloads.get(s, 0) for s in (PENDING, DOWNLOADING))
 
     @property
     def failed_downloads(self) -> int:
+        """Finished tiles whose result could not be downloaded: a run with any is not complete."""
         return self.downloads.get(FAILED, 0)
 
     @property

@@ -35,6 +35,10 @@ ALL_STATUSES: tuple[str, ...] = (
 ACTIVE_STATUSES: frozenset[str] = frozenset({NOT_STARTED, QUEUED_FOR_START, CREATED, QUEUED, RUNNING})
 #: Statuses of a job that exists on a backend and is still alive there.
 REMOTE_ACTIVE_STATUSES: frozenset[str] = frozenset({CREATED, QUEUED, RUNNING})
+#: Statuses of a tile that has a job on a backend (or one being created or started): the run's "active" jobs.
+TRACKED_STATUSES: tuple[str, ...] = (CREATED, QUEUED_FOR_START, QUEUED, RUNNING)
+#: Statuses of a tile whose job failed, could not start or was canceled: what "failed" counts and "retry" resets.
+FAILED_STATUSES: frozenset[str] = frozenset({ERROR, START_FAILED, CANCELED})
 #: Statuses that end a tile's work.
 FINAL_STATUSES: frozenset[str] = frozenset({FINISHED, ERROR, CANCELED, SKIPPED, START_FAILED})
 

@@ -52,6 +52,8 @@ class DemoOptions:
     pixel_size: float = LOCAL_PIXEL_SIZE
     min_queue_time: float = LOCAL_MIN_QUEUE_TIME
     min_run_time: float = LOCAL_MIN_RUN_TIME
+    #: Faults the Local demo backend injects (tests only; never recorded with the run).
+    local_faults: Optional[dict[str, Any]] = None
     oidc_provider: Optional[str] = None
     oidc_client_id: Optional[str] = None
     token_store: bool = True
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, default=LOCAL_PIXEL_SIZE, help="Local demo backend: metres per pixel")
     p.add_argument("--min-queue-time", type=float, default=LOCAL_MIN_QUEUE_TIME, help=argparse.SUPPRESS)
     p.add_argument("--min-run-time", type=float, default=LOCAL_MIN_RUN_TIME, help=argparse.SUPPRESS)
+    p.add_argument("--local-faults", type=json.loads, help=argparse.SUPPRESS)  # JSON of the backend's FaultConfig
     p.add_argument("--oidc-provider", help="OpenID Connect provider id (default: the backend's first)")
     p.add_argument("--oidc-client-id", help="OpenID Connect client id (default: the provider's default client)")
     p.add_argument(
@@ -161,6 +164,7 @@ def parse_options(argv: Optional[list[str]] = None) -> DemoOptions:
         pixel_size=args.pixel_size,
         min_queue_time=args.min_queue_time,
         min_run_time=args.min_run_time,
+        local_faults=args.local_faults,
         oidc_provider=args.oidc_provider,
         oidc_client_id=args.oidc_client_id,
         token_store=not args.no_token_store,

@@ -58,7 +58,7 @@ def bar(counts: Mapping[str, int], total: int, width: int = BAR_WIDTH, color: bo
     cells += [statuses.NOT_STARTED] * (width - len(cells))
     if not color:
         glyph = {statuses.FINISHED: "#", statuses.RUNNING: ">", statuses.QUEUED: "~", statuses.CREATED: "+"}
-        return "".join(glyph.get(s, "!" if s in (statuses.ERROR, statuses.START_FAILED) else ".") for s in cells)
+        return "".join(glyph.get(s, "!" if s in statuses.FAILED_STATUSES else ".") for s in cells)
     out = []
     for status in dict.fromkeys(cells):  # one coloured run per status (cells are grouped)
         r, g, b = _rgb(status)

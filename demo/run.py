@@ -34,8 +34,8 @@ from ..core.grid import size_range_text
 from ..core.jobdb import JobDB
 from ..core.jobspec import JobSpec, NotTileableError
 from ..core.run_counts import read_run_counts
+from ..core.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
 from ..core.run_setup import make_scheduler, refuse_untileable
-from ..gis.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
 from ..gis.run_session import RESULTS_LAYERS, RunSession
 from . import auth
 from .area import demo_grid
@@ -112,6 +112,7 @@ class Demo:
         self.counts: dict[str, int] = {}
         self.total = 0
         self.downloaded = 0
+        self.not_downloaded = 0  # finished tiles whose download failed: the run is not complete
         self.outcome: Optional[str] = None
         self.run_result: Any = None
         self.run_started: Optional[float] = None
@@ -213,6 +214,7 @@ class Demo:
         before = read_run_counts(paths.database)
         self.counts, self.total = dict(before.counts), before.total
         self.downloaded = before.downloads.get(DOWNLOADED, 0)
+        self.not_downloaded = before.failed_downloads
 
         if action == ACTION_COMPLETE:
             with JobDB.open(paths.database) as db:
@@ -309,6 +311,8 @@ class Demo:
             )
             if o.auth == "oidc":
                 config["oidc_auto_approve_after"] = LOCAL_AUTO_APPROVE
+            if o.local_faults:
+                config["faults"] = o.local_faults
             # Same port as before on resume: its jobs name the demo process by a URL with that port.
             port = int(state.get("port") or 0)
             try:
@@ -491,6 +495,7 @@ class Demo:
         state = read_run_counts(self.paths.database)
         self.counts, self.total = dict(state.counts), state.total
         self.downloaded = state.downloads.get(DOWNLOADED, 0)
+        self.not_downloaded = state.failed_downloads
 
     def request_counts(self) -> dict[str, int]:
         if self.local_backend is not None and self.local_backend.running:
@@ -532,6 +537,8 @@ class Demo:
             "tiles": dict(self.counts),
             "total": self.total,
             "downloaded": self.downloaded,
+            "not_downloaded": self.not_downloaded,
+            "complete": self.complete(),
             "result_files": files,
             "result_bytes": size,
             "wall_seconds": round(time.monotonic() - self.started, 1),
@@ -584,16 +591,25 @@ class Demo:
             lines.append("  next           `make demo` resumes the run")
         else:
             lines.append("  next           `make demo GUI=1` opens it in QGIS; `make demo FRESH=1` runs it again")
-        failed = sum(s["tiles"].get(x, 0) for x in (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED))
+        if s["not_downloaded"]:
+            lines.append(
+                f"  NOT COMPLETE   {plural(s['not_downloaded'], 'finished tile')} without a downloaded result "
+                "(the download failed; the log above says why): `make demo` tries them again"
+            )
+        failed = sum(s["tiles"].get(x, 0) for x in statuses.FAILED_STATUSES)
         if failed:
             lines.append(f"  note           {failed} tile(s) failed: their logs are in {shown_root}/job_*/errors.json")
         for line in lines:
             self.say(line)
 
+    def complete(self) -> bool:
+        """The run is over and every finished tile's result is on disk."""
+        return self.outcome == OUTCOME_DONE and not self.not_downloaded
+
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        if self.outcome == OUTCOME_DONE:
+        if self.complete():
             return EXIT_OK
         return EXIT_FAILED
 

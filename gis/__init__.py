@@ -17,8 +17,9 @@ credentials=None, proxies=None, refresh_token_sink=None, config=None, listeners=
 ``run_task.RunTask(scheduler, name="", *, interval, mosaic=None, cancel_remote_jobs=False)``,
 ``run_task.start_task(task)``, ``run_task.running_tasks()``
     The QgsTask itself (RunSession uses it; scripts may too).
-``run_loop.drive(scheduler, should_stop, *, interval, on_round, on_results, mosaic, on_mosaic, ...)``
-    The one loop (Processing and the task); ``downloaded_results(db)``, ``cancel_remote_jobs(scheduler)``.
+``core.run_loop.drive(scheduler, should_stop, *, interval, on_round, on_results, mosaic, on_mosaic, ...)``
+    (in core, not here) The one loop (the task, Processing, the demo, tests); ``downloaded_results(db)``,
+    ``cancel_remote_jobs(scheduler)``.
 ``tile_layer.add_tile_layer(path, name=None, project=None, labels=False) -> (layer, group)``,
 ``open_tile_layer``, ``find_tile_layer``, ``TileLayerUpdater(layer)``
 ``tile_style.apply_tile_style(layer, labels=False)``, ``set_labels(layer, enabled)``

@@ -26,13 +26,9 @@ from pathlib import Path
 
 from osgeo import gdal
 
+from ..core.downloads import is_raster_result
+
 gdal.UseExceptions()
-
-RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff")
-
-
-def is_raster_result(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith(RASTER_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from typing import Any, Optional
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
+from ..core.run_loop import DEFAULT_INTERVAL, DriveResult
 from ..core.scheduler import Scheduler
 from .mosaic import MosaicBuilder
 from .result_layers import DEFAULT_RAMP, ResultLayers
-from .run_loop import DEFAULT_INTERVAL, DriveResult
 from .run_task import RunTask, start_task
 from .tile_layer import TileLayerUpdater, add_tile_layer
 

@@ -1,6 +1,6 @@
 """A run as a QgsTask: the engine's rounds off the main thread, its events as Qt signals.
 
-``run()`` (worker thread) only calls :func:`run_loop.drive`; it never touches a layer or a
+``run()`` (worker thread) only calls :func:`core.run_loop.drive`; it never touches a layer or a
 widget. Engine events reach the main thread through the task's signals: the task object
 lives in the main thread, so Qt queues every emission from the worker. Cancel (the task
 manager's button, or :meth:`RunTask.cancel`) stops the engine and ends ``run()`` within a
@@ -20,10 +20,10 @@ from typing import Any, Optional
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from ..core import statuses
+from ..core.downloads import DOWNLOADING, FAILED, PENDING
 from ..core.events import EngineListener, LogLine, Progress, StatusChange
+from ..core.run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
 from .mosaic import MosaicBuilder
-from .run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
 
 _log = logging.getLogger(__name__)
 
@@ -63,17 +63,16 @@ def describe(name: str, progress: Optional[Progress]) -> str:
     """The task manager's line: what is happening, in a few words."""
     if progress is None or not progress.total:
         return f"openEO run {name}: starting"
-    counts = progress.counts
     parts = [f"{progress.done}/{progress.total} tiles done"]
-    active = sum(counts.get(s, 0) for s in (statuses.CREATED, statuses.QUEUED, statuses.RUNNING))
-    if active:
-        parts.append(f"{active} jobs on backends")
-    downloading = sum(progress.downloads.get(s, 0) for s in ("pending", "downloading"))
+    if progress.with_jobs:
+        parts.append(f"{progress.with_jobs} jobs on backends")
+    downloading = sum(progress.downloads.get(s, 0) for s in (PENDING, DOWNLOADING))
     if downloading:
         parts.append(f"{downloading} downloading")
-    failed = sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED))
-    if failed:
-        parts.append(f"{failed} failed")
+    if progress.failed:
+        parts.append(f"{progress.failed} failed")
+    if progress.downloads.get(FAILED):
+        parts.append(f"{progress.downloads[FAILED]} results not downloaded")
     return f"openEO run {name}: " + ", ".join(parts)
 
 

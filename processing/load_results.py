@@ -15,10 +15,10 @@ from qgis.core import (
 )
 
 from ..core.jobdb import JobDB, JobDBError
+from ..core.run_loop import downloaded_results
 from ..core.run_setup import recorded_output_dir
 from ..gis.mosaic import build_vrt, inspect
 from ..gis.result_layers import KIND_MOSAIC, KIND_RESULT
-from ..gis.run_loop import downloaded_results
 from .common import TileJobsAlgorithm, load_on_completion, result_post_processor, tr
 
 MODE_LAYERS = 0

@@ -1,7 +1,7 @@
 """``openeo_tile_jobs:run_jobs``: one openEO batch job per tile of a job database, until all are done.
 
 The same engine and loop as the panel (:func:`core.run_setup.make_scheduler`,
-:func:`gis.run_loop.drive`); progress and cancel go through QgsProcessingFeedback. Run it
+:func:`core.run_loop.drive`); progress and cancel go through QgsProcessingFeedback. Run it
 again on the same job database to resume: what is not given is read from the file.
 """
 
@@ -33,10 +33,11 @@ from ..core.backends import AUTH_BASIC, AUTH_NONE, AUTH_OIDC_CLIENT_CREDENTIALS,
 from ..core.events import EngineListener, LogLine
 from ..core.jobdb import JobDB, JobDBError
 from ..core.jobspec import JobSpec, JobSpecError
+from ..core.run_counts import read_run_counts
+from ..core.run_loop import OUTCOME_DONE, OUTCOME_FAILED, drive
 from ..core.run_setup import make_scheduler, refuse_untileable
 from ..gis.auth import AuthConfigError, credentials_from_authcfg, fixed_credentials
 from ..gis.compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
-from ..gis.run_loop import OUTCOME_DONE, OUTCOME_FAILED, cancel_remote_jobs, drive
 from .common import TileJobsAlgorithm, start_local_backend, tr
 
 AUTH_KINDS = (AUTH_BASIC, AUTH_OIDC_CLIENT_CREDENTIALS)
@@ -138,10 +139,10 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterNumber(self.MAX_ATTEMPTS, tr("Attempts per tile"), NUMBER_INTEGER, 1, minValue=1),
             QgsProcessingParameterNumber(
                 self.POLL_INTERVAL,
-                tr("Seconds between rounds"),
+                tr("Fewest seconds between two checks of a backend (0: 1 s on this computer, 5 s remote)"),
                 NUMBER_DOUBLE,
-                1.0,
-                minValue=0.05,
+                0.0,
+                minValue=0.0,
             ),
             QgsProcessingParameterNumber(
                 self.MAX_RUNTIME,
@@ -166,8 +167,12 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.JOB_DATABASE, tr("Job database")))
         self.addOutput(QgsProcessingOutputFolder(self.OUTPUT_FOLDER, tr("Output folder")))
         self.addOutput(QgsProcessingOutputNumber(self.FINISHED, tr("Finished tiles")))
-        self.addOutput(QgsProcessingOutputNumber(self.FAILED, tr("Failed tiles")))
-        self.addOutput(QgsProcessingOutputNumber(self.ACTIVE, tr("Tiles still active")))
+        self.addOutput(
+            QgsProcessingOutputNumber(
+                self.FAILED, tr("Failed tiles (job failed or canceled, or result not downloaded)")
+            )
+        )
+        self.addOutput(QgsProcessingOutputNumber(self.ACTIVE, tr("Jobs still active on the backends")))
 
     # -----------------------------------------------------------------------------------------
     def _spec(self, parameters, context, record: dict, local_process_url: str | None = None) -> JobSpec | None:
@@ -206,7 +211,8 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
         auth_kind = AUTH_KINDS[self.parameterAsEnum(parameters, self.AUTH_KIND, context)]
         parallel = self.parameterAsInt(parameters, self.PARALLEL_JOBS, context)
         max_runtime = self.parameterAsDouble(parameters, self.MAX_RUNTIME, context)
-        interval = self.parameterAsDouble(parameters, self.POLL_INTERVAL, context)
+        poll_min = self.parameterAsDouble(parameters, self.POLL_INTERVAL, context)
+        cancel_remote = self.parameterAsBool(parameters, self.CANCEL_REMOTE, context)
         try:
             db = JobDB.open(path)
         except (JobDBError, OSError) as exc:
@@ -240,7 +246,10 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
                 profiles=profiles,
                 output_dir=output,
                 credentials=fixed_credentials(credentials),
-                config={"max_attempts": self.parameterAsInt(parameters, self.MAX_ATTEMPTS, context)},
+                config={
+                    "max_attempts": self.parameterAsInt(parameters, self.MAX_ATTEMPTS, context),
+                    "poll_min": poll_min or None,
+                },
             )
         except (
             JobSpecError,
@@ -281,15 +290,15 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             result = drive(
                 scheduler,
                 should_stop,
-                interval=interval,
+                interval=min(1.0, poll_min or 1.0),
                 on_round=on_round,
                 include_existing_results=False,
+                cancel_remote_on_stop=lambda: feedback.isCanceled() and cancel_remote,
             )
-            if feedback.isCanceled() and self.parameterAsBool(parameters, self.CANCEL_REMOTE, context):
-                asked = cancel_remote_jobs(scheduler)
-                feedback.pushInfo(tr("Asked the backend to cancel {count} jobs.").format(count=asked))
+            if result.remote_canceled:
+                feedback.pushInfo(tr("Asked the backend to cancel {count} jobs.").format(count=result.remote_canceled))
             listener.drain(feedback)
-            counts = db.count_by_status()
+            outcome = read_run_counts(db)
         finally:
             scheduler.unsubscribe(listener)
             db.close()
@@ -297,18 +306,38 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
                 local.stop()
         if result.outcome == OUTCOME_FAILED:
             raise QgsProcessingException(tr("The run failed: {error}").format(error=result.error))
+        counts = outcome.counts
         finished = counts.get(statuses.FINISHED, 0)
-        failed = sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED))
-        active = sum(n for s, n in counts.items() if s in statuses.ACTIVE_STATUSES)
-        if result.outcome == OUTCOME_DONE:
-            feedback.pushInfo(
-                tr("Run complete: {finished} finished, {failed} failed.").format(finished=finished, failed=failed)
+        not_downloaded = outcome.failed_downloads
+        failed = outcome.failed + not_downloaded
+        active = outcome.with_jobs
+        if not_downloaded:
+            feedback.pushWarning(
+                tr(
+                    "{count} finished tiles have no downloaded result (their download failed); "
+                    "run again on the same job database to try again."
+                ).format(count=not_downloaded)
+            )
+        if result.outcome == OUTCOME_DONE and not failed:
+            feedback.pushInfo(tr("Run complete: {finished} finished and downloaded.").format(finished=finished))
+        elif result.outcome == OUTCOME_DONE:
+            feedback.pushWarning(
+                tr(
+                    "Run ended: {downloaded} finished and downloaded, {failed} failed "
+                    "({jobs} jobs failed or canceled, {results} results not downloaded)."
+                ).format(
+                    downloaded=finished - not_downloaded,
+                    failed=failed,
+                    jobs=outcome.failed,
+                    results=not_downloaded,
+                )
             )
         else:
             feedback.pushWarning(
                 tr(
-                    "Run stopped with {active} tiles still active; run again on the same job database to resume."
-                ).format(active=active)
+                    "Run stopped with {active} jobs still active on the backends and {waiting} tiles not started; "
+                    "run again on the same job database to resume."
+                ).format(active=active, waiting=counts.get(statuses.NOT_STARTED, 0))
             )
         return {
             self.JOB_DATABASE: path,

@@ -63,11 +63,33 @@ def make_scheduler(
             BackendProfile(name=f"local{i + 1}", url=u, parallel_jobs=parallel_jobs, request_timeout=10)
             for i, u in enumerate(urls)
         ]
-    backoff = {k: config.pop(k) for k in ("backoff_base", "backoff_cap") if k in config}
-    backends = [Backend(p, credentials, **backoff) for p in profiles]
+    backends = [Backend(p, credentials) for p in profiles]
     spec = spec or JobSpec(namespace=namespace, parameters={"temporal_extent": TEMPORAL_EXTENT})
-    cfg = EngineConfig(output_dir=out, **{"download_retry_base": 0.2, **backoff, **config})
+    # Tests check behaviour, not cadence: the backends may be asked every 0.2 s.
+    cfg = EngineConfig(output_dir=out, **{"download_retry_base": 0.2, "poll_min": 0.2, **config})
     return Scheduler(db, spec, backends, cfg, listeners=listeners)
+
+
+def run_engine(
+    sched: Any, poll_interval: float = 0.2, max_seconds: float = 60, on_round: Any = None, until_done: bool = True
+) -> Any:
+    """Drive ``sched`` with the one run loop (as the panel, Processing and the demo do) until it is done,
+    stopped, stalled or ``max_seconds`` passed; the last round's report. The scheduler is stopped after."""
+    import time
+
+    from openeo_tile_jobs.core.engine_config import StepReport
+    from openeo_tile_jobs.core.run_loop import drive
+
+    deadline = time.monotonic() + max_seconds
+    result = drive(
+        sched,
+        lambda: sched.stopped or time.monotonic() > deadline,
+        interval=poll_interval,
+        on_round=on_round,
+        include_existing_results=False,
+        until_done=until_done,
+    )
+    return result.last_report or StepReport(skipped=True)
 
 
 def listing(url: str, basic: Optional[tuple[str, str]] = None) -> list[dict]:
@@ -123,8 +145,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             sched.checkpoint = hit
             sched.downloader.checkpoint = lambda name, task: hit("dl_" + name)
-    report = sched.run(poll_interval=args.poll, max_seconds=args.max_seconds)
-    sched.stop()
+    report = run_engine(sched, poll_interval=args.poll, max_seconds=args.max_seconds)
     print("DONE" if report.done else "NOT DONE", flush=True)
     return 0 if report.done else 3
 

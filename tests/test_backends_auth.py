@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from engine_crash_worker import make_db, make_scheduler
+from engine_crash_worker import make_db, make_scheduler, run_engine
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.backends import Backend, BackendProfile, Credentials
@@ -48,7 +48,7 @@ def test_missing_credentials_put_the_backend_in_needs_sign_in_without_failing_ti
         # the user enters credentials (the QGIS side: QgsAuthManager) and signs in
         store["secure"] = Credentials(username="ann", password=PASSWORD)
         sched.backends.get("secure").sign_in()
-        assert sched.run(poll_interval=0.1, max_seconds=60).done
+        assert run_engine(sched, poll_interval=0.1, max_seconds=60).done
         assert db.count_by_status() == {statuses.FINISHED: 2}
     finally:
         server.stop()
@@ -125,7 +125,7 @@ def test_oidc_device_flow_then_proactive_refresh_and_refresh_token_reuse(tmp_pat
         )
         t0 = time.time()
         with caplog.at_level(logging.DEBUG):
-            report = sched.run(poll_interval=0.2, max_seconds=60)
+            report = run_engine(sched, poll_interval=0.2, max_seconds=60)
         assert report.done and db.count_by_status() == {statuses.FINISHED: 4}
         counts = server.request_counts()
         # the run outlived its 4-second tokens: refreshed ahead of expiry (never refused), never asked the user
@@ -217,7 +217,7 @@ def test_every_request_goes_through_the_callers_proxy(tmp_path):
         sched = Scheduler(db, spec, [backend], EngineConfig(output_dir=tmp_path / "out"))
         server.reset_counts()
         t0 = time.time()
-        assert sched.run(poll_interval=0.1, max_seconds=60).done
+        assert run_engine(sched, poll_interval=0.1, max_seconds=60).done
         assert time.time() - t0 < 60
         served = sum(server.request_counts().values())
         assert served > 0

@@ -256,3 +256,20 @@ def test_gui_opens_the_project_with_the_plugin(demo, tmp_path) -> None:
     assert "openeo_tile_jobs" in seen["plugins"]
     assert seen["layers"].get("Tiles") is True
     assert len(seen["layers"]) == TILES + 1 and all(seen["layers"].values())
+
+
+def test_results_not_downloaded_make_the_run_not_complete(tmp_path) -> None:
+    """Every download fails (HTTP 500 injected by the Local demo backend): the jobs finish, but the summary says
+    the run is not complete, and the command exits non-zero; `make demo` without the fault then completes it."""
+    faults = json.dumps({"error_500": 1.0, "endpoints": ["GET /jobs/*/results"]})
+    failed = run_demo(tmp_path, "--tiles", "1", "--no-frames", "--local-faults", faults)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "NOT COMPLETE   1 finished tile without a downloaded result" in failed.stdout
+    summary = json.loads((tmp_path / "demo_output" / "summary.json").read_text())
+    assert summary["tiles"] == {statuses.FINISHED: 1} and summary["not_downloaded"] == 1
+    assert summary["complete"] is False and summary["downloaded"] == 0
+
+    resumed = run_demo(tmp_path, "--no-frames")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    summary = json.loads((tmp_path / "demo_output" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["downloaded"] == 1 and summary["not_downloaded"] == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from engine_crash_worker import make_db, make_scheduler
+from engine_crash_worker import make_db, make_scheduler, run_engine
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.events import RecordingListener
@@ -83,7 +83,7 @@ def test_hostile_asset_names_are_refused_and_reported(tmp_path):
             db = make_db(tmp_path / "run.gpkg", cols=2, rows=1)
             rec = RecordingListener()
             sched = make_scheduler(db, [proxy.url], server.demo_process_url, out, listeners=(rec,))
-            report = sched.run(poll_interval=0.1, max_seconds=60)
+            report = run_engine(sched, poll_interval=0.1, max_seconds=60)
             sched.stop()
         assert report.done
         rows = db.all_rows(columns=["status", "id", "result_status", "result_files", "last_error"])

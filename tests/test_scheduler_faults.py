@@ -6,7 +6,7 @@ import collections
 import logging
 
 import pytest
-from engine_crash_worker import listing, make_db, make_scheduler
+from engine_crash_worker import listing, make_db, make_scheduler, run_engine
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.backends import BackendProfile, Credentials
@@ -79,7 +79,7 @@ def test_fault_matrix_run_completes(case, tmp_path, caplog):
             **engine_kw,
         )
         with caplog.at_level(logging.WARNING):
-            report = sched.run(poll_interval=0.1, max_seconds=90)
+            report = run_engine(sched, poll_interval=0.1, max_seconds=90)
         sched.stop()
         assert report.done, db.count_by_status()
         rows = db.all_rows(columns=["tile_id", "status", "attempts", "result_status", "last_error"])
@@ -134,7 +134,7 @@ def test_timeouts_back_off_then_recover(tmp_path):
         sched = make_scheduler(
             db, [], server.demo_process_url, tmp_path / "out", profiles=profiles, listeners=(rec,), **FAST
         )
-        report = sched.run(poll_interval=0.1, max_seconds=60)
+        report = run_engine(sched, poll_interval=0.1, max_seconds=60)
         assert report.done
         assert any(s[1] == "backoff" and "timed out" in s[2].lower() for s in rec.backend_states)
         assert rec.backend_states[-1][1] == "ok"

@@ -28,7 +28,9 @@ from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
 
 from ..core import statuses
+from ..core.downloads import FAILED
 from ..core.events import Progress, StatusChange
+from ..core.inbox import reset_for_retry
 from ..core.jobdb import JobDB
 from ..core.run_setup import make_scheduler, recorded_output_dir
 from ..core.scheduler import Scheduler
@@ -43,8 +45,6 @@ if TYPE_CHECKING:
 
 tr = translator("RunController")
 log = logging.getLogger(__name__)
-
-POLL_INTERVAL_S = 1.0
 
 
 class RunController(QObject):
@@ -71,6 +71,7 @@ class RunController(QObject):
         self.page.stopRequested.connect(self.stop)
         self.page.retryFailedRequested.connect(self.retry_failed)
         self.page.cancelRemoteRequested.connect(self.cancel_remote_jobs)
+        self.page.checkNowRequested.connect(self.check_now)
 
         actions = self.page.actions
         actions.zoom_to = self.zoom_to_tile
@@ -235,13 +236,19 @@ class RunController(QObject):
             self.dock.notify(tr("The run stopped: {error}").format(error=error), Qgis.MessageLevel.Critical)
         elif outcome == "done":
             counts = self.page.model.counts()
-            self.dock.notify(
-                tr("Run finished: {finished} finished, {failed} failed.").format(
-                    finished=counts.get(statuses.FINISHED, 0),
-                    failed=sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED)),
-                ),
-                Qgis.MessageLevel.Success,
+            report = getattr(result, "last_report", None)
+            progress = getattr(report, "progress", None)
+            not_downloaded = progress.downloads.get(FAILED, 0) if progress is not None else 0
+            message = tr("Run finished: {finished} finished, {failed} failed.").format(
+                finished=counts.get(statuses.FINISHED, 0),
+                failed=sum(counts.get(s, 0) for s in statuses.FAILED_STATUSES),
             )
+            if not_downloaded:  # finished on the backend, but the run is not complete
+                message += " " + tr("{count} result(s) could not be downloaded: Start tries again.").format(
+                    count=not_downloaded
+                )
+            level = Qgis.MessageLevel.Warning if not_downloaded else Qgis.MessageLevel.Success
+            self.dock.notify(message, level)
         else:
             self.dock.notify(tr("Run stopped; press Start to resume."), Qgis.MessageLevel.Info)
         if getattr(result, "remote_canceled", 0):
@@ -256,21 +263,7 @@ class RunController(QObject):
         if self.running and self.scheduler is not None:
             count = self.scheduler.retry_tiles(fids)
         else:
-            failed = (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED)
-            rows = [r for r in self.db.get_many(fids) if r["status"] in failed]
-            self.db.update_many(
-                {
-                    int(r["fid"]): {
-                        "status": statuses.NOT_STARTED,
-                        "id": None,
-                        "backend_name": None,
-                        "client_token": None,
-                        "attempts": 0,
-                    }
-                    for r in rows
-                }
-            )
-            count = len(rows)
+            count = reset_for_retry(self.db, fids)
             self._refresh_fids(fids)
             self.page.show_counts(self.page.model.counts())
             if self.tile_layer is not None:
@@ -283,7 +276,7 @@ class RunController(QObject):
     def retry_failed(self) -> int:
         if self.db is None:
             return 0
-        rows = self.db.get_by_status([statuses.ERROR, statuses.START_FAILED, statuses.CANCELED], columns=["status"])
+        rows = self.db.get_by_status(sorted(statuses.FAILED_STATUSES), columns=["status"])
         if not rows:
             self.dock.notify(tr("No failed tile to retry."), Qgis.MessageLevel.Info)
             return 0
@@ -299,7 +292,7 @@ class RunController(QObject):
         run = self.validate()
         if run is None:
             return
-        from ..gis.run_loop import cancel_remote_jobs
+        from ..core.run_loop import cancel_remote_jobs
         from .credentials import CredentialSnapshot
 
         snapshot = CredentialSnapshot(run["profiles"], self)
@@ -340,6 +333,13 @@ class RunController(QObject):
     def _progress(self, progress: Progress) -> None:
         self.page.show_counts(progress.counts, progress.total)
         self.page.show_backends(progress.active_per_backend, self.backend_states)
+        self.page.show_next_check(progress.next_check)
+        self.page.show_downloads(progress.downloads)
+
+    def check_now(self) -> None:
+        """Ask the backends about their jobs in the next round (thread-safe: the engine's inbox)."""
+        if self.running and self.scheduler is not None:
+            self.scheduler.check_now()
 
     def _backend_state(self, backend: str, state: str, detail: str) -> None:
         self.backend_states[backend] = state

@@ -36,7 +36,7 @@ from .widgets import FieldMessage, add_field, icon, new_form
 
 tr = translator("RunPage")
 
-FAILED_STATUSES = (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED)
+FAILED_STATUSES = tuple(sorted(statuses.FAILED_STATUSES))
 
 
 def status_names() -> dict[str, str]:
@@ -119,6 +119,7 @@ class RunPage(QWidget):
     stopRequested = pyqtSignal()
     retryFailedRequested = pyqtSignal()
     cancelRemoteRequested = pyqtSignal()
+    checkNowRequested = pyqtSignal()
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -188,7 +189,17 @@ class RunPage(QWidget):
         self.costs_label = QLabel("–")
         self.elapsed_label = QLabel("–")
         self.eta_label = QLabel("–")
+        self.downloads_label = QLabel("–")
+        self.downloads_label.setWordWrap(True)
+        self.next_check_label = QLabel("–")
+        self.check_now_button = QPushButton(tr("Check now"))
+        self.check_now_button.setToolTip(tr("Ask the backends about their jobs now, instead of when they are due"))
+        next_check = QHBoxLayout()
+        next_check.addWidget(self.next_check_label, 1)
+        next_check.addWidget(self.check_now_button)
         stats.addRow(tr("Backends:"), self.backends_label)
+        stats.addRow(tr("Next check:"), next_check)
+        stats.addRow(tr("Results:"), self.downloads_label)
         stats.addRow(tr("Costs so far:"), self.costs_label)
         stats.addRow(tr("Elapsed:"), self.elapsed_label)
         stats.addRow(tr("Time left:"), self.eta_label)
@@ -236,6 +247,7 @@ class RunPage(QWidget):
         self.stop_button.clicked.connect(self.stopRequested)
         self.retry_button.clicked.connect(self.retryFailedRequested)
         self.cancel_remote_button.clicked.connect(self.cancelRemoteRequested)
+        self.check_now_button.clicked.connect(self.checkNowRequested)
         self.filter.currentIndexChanged.connect(lambda _: self.proxy.set_statuses(self.filter.currentData() or ()))
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -312,6 +324,20 @@ class RunPage(QWidget):
                 text += f" ({state.replace('_', ' ')})"
             parts.append(text)
         self.backends_label.setText("\n".join(parts) or "–")
+
+    def show_next_check(self, seconds: Optional[float]) -> None:
+        """When the engine asks the backends next (None: no job on any backend)."""
+        text = "–" if seconds is None else tr("in {seconds} s").format(seconds=int(round(seconds)))
+        self.next_check_label.setText(text)
+        self.check_now_button.setEnabled(self.running and seconds is not None)
+
+    def show_downloads(self, downloads: dict[str, int]) -> None:
+        """Results downloaded, and those of finished tiles that could not be (the run is not complete)."""
+        text = tr("{count} downloaded").format(count=downloads.get("downloaded", 0))
+        failed = downloads.get("failed", 0)
+        if failed:
+            text += tr(", {count} not downloaded (Start tries again)").format(count=failed)
+        self.downloads_label.setText(text)
 
     def show_costs(self, total: float, per_backend: Optional[dict[str, float]] = None) -> None:
         text = f"{total:,.2f}"

@@ -94,11 +94,7 @@ class TileTableModel(QAbstractTableModel):
             return QColor(statuses.CSS_HEX.get(statuses.color_of(value), "#808080"))
         if role == Qt.ItemDataRole.ToolTipRole and column == "status" and row.get("last_error"):
             return str(row["last_error"])
-        if (
-            role == Qt.ItemDataRole.ForegroundRole
-            and column == "status"
-            and value in (statuses.ERROR, statuses.START_FAILED)
-        ):
+        if role == Qt.ItemDataRole.ForegroundRole and column == "status" and value in statuses.FAILED_STATUSES:
             return QBrush(QColor("#b00000"))
         if role == FID_ROLE:
             return int(row["fid"])

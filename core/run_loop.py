@@ -1,10 +1,12 @@
-"""The one loop that drives a run, shared by the QgsTask (panel), the Processing algorithm and scripts.
+"""The one loop that drives a run, shared by the panel's QgsTask, Processing, the demo, scripts and tests.
 
-:func:`drive` calls ``Scheduler.step()`` at a steady cadence, asks ``should_stop()`` every
-:data:`TICK` seconds (also while a round is in flight: the round runs in a helper thread, so
-a round stuck in a slow HTTP request cannot hold a cancel beyond one second), collects the
-tiles whose results were downloaded, and keeps an optional VRT mosaic up to date. No qgis
-import: whatever the caller does with the reports (signals, Processing feedback) is in the
+:func:`drive` calls ``Scheduler.step()`` at a steady cadence (a round that has nothing due
+sends no request: the backends' polling policies decide when they are asked), asks
+``should_stop()`` every :data:`TICK` seconds (also while a round is in flight: the round runs
+in a helper thread, so a round stuck in a slow HTTP request cannot hold a cancel beyond one
+second), collects the tiles whose results were downloaded, and keeps an optional mosaic up to
+date (any object with ``add``, ``dirty`` and ``build``, e.g. ``gis.mosaic.MosaicBuilder``).
+Whatever the caller does with the reports (signals, Processing feedback) is in the
 ``on_round`` / ``on_results`` / ``on_mosaic`` callbacks, which run in the calling thread.
 """
 
@@ -13,14 +15,13 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
-from ..core import statuses
-from ..core.downloads import DOWNLOADED
-from .mosaic import MosaicBuilder, is_raster_result
+from . import statuses
+from .downloads import DOWNLOADED, is_raster_result
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ MOSAIC_INTERVAL = 2.0
 OUTCOME_DONE = "done"
 OUTCOME_STOPPED = "stopped"
 OUTCOME_FAILED = "failed"
+
+
+class ResultMosaic(Protocol):
+    """What :func:`drive` needs of a mosaic kept up to date during a run."""
+
+    dirty: bool
+
+    def add(self, paths: Iterable[str]) -> None: ...
+
+    def build(self) -> list[Path]: ...
 
 
 @dataclass
@@ -70,25 +81,8 @@ def downloaded_results(db: Any, tile_ids: Optional[Sequence[Any]] = None) -> dic
 
 
 def cancel_remote_jobs(scheduler: Any, timeout: float = 10.0) -> int:
-    """Ask the backends to cancel this run's jobs that are still alive there; returns how many were asked.
-
-    The job database is not changed: the next round (after a resume) tracks them as canceled.
-    """
-    rows = scheduler.db.get_by_status(sorted(statuses.REMOTE_ACTIVE_STATUSES), columns=["id", "backend_name"])
-    deadline = time.monotonic() + timeout
-    asked = 0
-    for row in rows:
-        if not row.get("id") or time.monotonic() > deadline:
-            continue
-        backend = scheduler.backends.get(row.get("backend_name") or "")
-        if backend is None:
-            continue
-        try:
-            backend.connect().job(row["id"]).stop()
-            asked += 1
-        except Exception as exc:  # noqa: BLE001 (one failure must not stop the others)
-            _log.warning("Cannot cancel job %s on %s: %s", row["id"], backend.name, exc)
-    return asked
+    """Ask the backends to cancel this run's jobs that are still alive there (see ``Scheduler.cancel_remote_jobs``)."""
+    return scheduler.cancel_remote_jobs(timeout=timeout)
 
 
 def drive(
@@ -98,7 +92,7 @@ def drive(
     interval: float = DEFAULT_INTERVAL,
     on_round: Optional[Callable[[Any], None]] = None,
     on_results: Optional[Callable[[dict[Any, list[str]]], None]] = None,
-    mosaic: Optional[MosaicBuilder] = None,
+    mosaic: Optional[ResultMosaic] = None,
     on_mosaic: Optional[Callable[[list[Path]], None]] = None,
     mosaic_interval: float = MOSAIC_INTERVAL,
     include_existing_results: bool = True,
@@ -164,7 +158,12 @@ def drive(
             if until_done and report.done:
                 result.outcome = OUTCOME_DONE
                 break
-            while time.monotonic() - started < interval and not should_stop():
+            if until_done and report.stalled:
+                break  # nothing can progress (e.g. the process cannot be read): stopped, with report.blocked
+            # The next round at the usual cadence, or earlier when a backend's check falls due before.
+            due = getattr(scheduler, "seconds_until_next_check", lambda: None)()
+            pause = interval if due is None else min(interval, max(0.0, due))
+            while time.monotonic() - started < pause and not should_stop():
                 time.sleep(TICK)
     except Exception as exc:  # noqa: BLE001 (reported to the caller, who shows it)
         _log.exception("The run loop failed")
@@ -173,6 +172,10 @@ def drive(
     finally:
         # Stops the download workers too; a new Scheduler on the same file resumes the run.
         scheduler.stop(timeout=0.5)
+        try:
+            scheduler.save_learned()
+        except Exception as exc:  # noqa: BLE001 (what was learned only saves requests next time)
+            _log.warning("Could not save the polling state: %s", exc)
         refresh_mosaic(force=True)
         executor.shutdown(wait=False)
     wanted = cancel_remote_on_stop() if callable(cancel_remote_on_stop) else cancel_remote_on_stop

@@ -1,0 +1,290 @@
+"""When to ask a backend about its jobs again: the polling policy, one per backend.
+
+A backend is asked only when something may have changed there:
+
+* soon after jobs were started (at the queue time learned so far), to see ``queued`` ->
+  ``running`` -- unless a check is planned shortly after that anyway;
+* near the expected end of each active job, learned from this run's own jobs:
+
+  - with ``progress`` (two readings give its rate; one reading and the time the job was first
+    seen running give a first guess): at the predicted end;
+  - else from the durations (start to end) of the jobs of this run that finished on this
+    backend (before it has any: on the run's other backends): each check comes when some
+    job has a :data:`FIND_CHANCE` of having ended since the last one, given those durations
+    and the jobs' ages -- dense where jobs usually end, sparse before and after; a job older
+    than every one seen is asked about at intervals growing with how much older it is;
+  - nothing learned yet (the first jobs, no progress): at intervals growing with the
+    oldest job's age (:data:`UNKNOWN_FRACTION` of it);
+
+Checks are never closer than ``min_interval`` (1 s on loopback, 5 s remote by default) nor
+further apart than ``max_interval`` (120 s) while the backend has jobs; a backend without
+jobs is not asked at all. Backoff and ``Retry-After`` are the backend's own
+(:class:`core.backends.Backend`): a check that is due waits until the backend is ready.
+What was learned is a small dict (:meth:`PollingPolicy.to_dict`) kept in the run record, so
+a resumed run starts with it. All times are wall-clock seconds (job timestamps are).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+LOOPBACK_MIN_INTERVAL = 1.0
+REMOTE_MIN_INTERVAL = 5.0
+DEFAULT_MAX_INTERVAL = 120.0
+#: A job whose end cannot be guessed is asked about after this fraction of its age.
+UNKNOWN_FRACTION = 0.2
+#: A job past the end its progress predicted is asked about after this fraction of its age.
+OVERDUE_FRACTION = 0.02
+#: One progress reading predicts the end only when the start of running is known to this fraction of the run.
+SINGLE_READING_ERROR = 0.1
+#: Without progress, each check comes when a job has this chance of having ended since the last one
+#: (given the durations learned): dense where jobs usually end, sparse in the tails.
+FIND_CHANCE = 0.25
+#: A check after a start waits for a check planned within this many minimum intervals instead.
+MERGE_INTERVALS = 4.0
+#: ... or within this fraction of the expected job duration.
+MERGE_FRACTION = 0.2
+#: With progress, the check after a start comes this fraction of a typical job into its run.
+FIRST_READING_FRACTION = 0.15
+#: Durations kept per kind (the most recent ones).
+MAX_SAMPLES = 64
+
+
+def cdf(values: Sequence[float], x: float) -> float:
+    """The share of ``values`` at or below ``x``, interpolated like :func:`quantile` (its inverse)."""
+    ordered = sorted(values)
+    if not ordered or x < ordered[0]:
+        return 0.0
+    if x >= ordered[-1]:
+        return 1.0
+    n = len(ordered) - 1
+    for i in range(n):
+        lo, hi = ordered[i], ordered[i + 1]
+        if lo <= x < hi:
+            return (i + (x - lo) / (hi - lo)) / n
+    return 1.0
+
+
+def quantile(values: Sequence[float], q: float) -> Optional[float]:
+    """The ``q`` quantile of ``values`` (linear interpolation); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * min(1.0, max(0.0, q))
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What the policy needs to know of one active job after a check (wall-clock seconds)."""
+
+    job_id: str
+    started_at: float  # when its start was asked for
+    running: bool
+    progress: Optional[float] = None  # percent, as the backend last reported it
+
+
+@dataclass
+class _Track:
+    """What the policy remembers of one job between checks."""
+
+    last_not_running: Optional[float] = None
+    running_since: Optional[float] = None
+    running_since_error: float = 0.0  # how far off running_since may be (seconds)
+    first_progress: Optional[tuple[float, float]] = None  # (time, percent)
+    last_progress: Optional[tuple[float, float]] = None
+
+
+@dataclass
+class PollingPolicy:
+    """Decides when one backend is asked next (see the module docstring)."""
+
+    min_interval: float = LOOPBACK_MIN_INTERVAL
+    max_interval: float = DEFAULT_MAX_INTERVAL
+    queue_times: list[float] = field(default_factory=list)
+    #: Start (request) to end (on the backend) of the finished jobs.
+    total_times: list[float] = field(default_factory=list)
+    #: Did the backend ever report a progress strictly between 0 and 100 for a running job?
+    reports_progress: bool = False
+    #: Wall time of the next check; None: nothing to ask (no active job).
+    next_at: Optional[float] = 0.0
+    last_check: Optional[float] = None
+    _tracks: dict[str, _Track] = field(default_factory=dict)
+    #: The learned state changed since the last :meth:`to_dict` (worth persisting).
+    dirty: bool = False
+    #: The run's policies (this one included): a backend with nothing learned yet uses what they learned.
+    peers: list[PollingPolicy] = field(default_factory=list, repr=False)
+
+    # -- when ---------------------------------------------------------------------------------
+
+    def due(self, now: float) -> bool:
+        return self.next_at is not None and now >= self.next_at
+
+    def seconds_until_due(self, now: float) -> Optional[float]:
+        return None if self.next_at is None else max(0.0, self.next_at - now)
+
+    def check_now(self, now: float) -> None:
+        """The user asked for a check: the next round asks the backend."""
+        self.next_at = now
+
+    def on_started(self, now: float) -> None:
+        """Jobs were created/started: check soon (at the learned queue time) unless a check comes soon after."""
+        soon = now + self._soon()
+        slack = max(MERGE_INTERVALS * self.min_interval, MERGE_FRACTION * (self._typical_total() or 0.0))
+        if self.next_at is None or self.next_at > soon + slack:
+            self.next_at = soon
+
+    def _soon(self) -> float:
+        """After a start: the learned queue time, plus (when the backend reports progress) a little of
+        the run, so that the same check reads a progress from which the job's end can be predicted."""
+        queue = quantile(self.queue_times, 0.5)
+        wait = self.min_interval if queue is None else queue + 0.5 * self.min_interval
+        typical = self._typical_total()
+        if self.reports_progress and typical is not None:
+            wait += FIRST_READING_FRACTION * typical
+        return min(self.max_interval, max(self.min_interval, wait))
+
+    def _typical_total(self) -> Optional[float]:
+        return quantile(self.total_times, 0.5)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def observe(self, now: float, job: JobView) -> None:
+        """A check saw ``job`` (active): remember when it ran and its progress readings."""
+        track = self._tracks.setdefault(job.job_id, _Track())
+        if not job.running:
+            track.last_not_running = now
+            return
+        if track.running_since is None:
+            # It started running between the check that saw it waiting and this one: take the middle.
+            before = track.last_not_running if track.last_not_running is not None else job.started_at
+            track.running_since = (before + now) / 2 if before <= now else now
+            track.running_since_error = abs(now - before) / 2
+            if before >= job.started_at:
+                self._add(self.queue_times, track.running_since - job.started_at)
+        p = job.progress
+        if p is not None and 0 < p < 100:
+            self.reports_progress = True
+            if track.first_progress is None:
+                track.first_progress = (now, float(p))
+            track.last_progress = (now, float(p))
+
+    def record_end(self, now: float, job_id: str, started_at: float, ended_at: Optional[float]) -> None:
+        """A job of this backend finished: learn its duration (``ended_at``: the backend's time, if known)."""
+        self._tracks.pop(job_id, None)
+        if ended_at is None or not (started_at <= ended_at <= now + 5.0):
+            last = self.last_check if self.last_check is not None else now
+            ended_at = (min(last, now) + now) / 2  # it ended between the last check and this one
+        self._add(self.total_times, ended_at - started_at)
+
+    def forget(self, job_id: str) -> None:
+        self._tracks.pop(job_id, None)
+
+    def _add(self, samples: list[float], value: float) -> None:
+        samples.append(round(max(0.0, value), 3))
+        del samples[:-MAX_SAMPLES]
+        self.dirty = True
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def predicted_end(self, job: JobView) -> Optional[float]:
+        """The end ``job``'s progress predicts (wall seconds); None without progress readings."""
+        track = self._tracks.get(job.job_id)
+        if not job.running or track is None or track.running_since is None or track.last_progress is None:
+            return None
+        first, last = track.first_progress, track.last_progress
+        if first is not None and last[0] > first[0] and last[1] > first[1]:
+            return last[0] + (100.0 - last[1]) * (last[0] - first[0]) / (last[1] - first[1])
+        elapsed = last[0] - track.running_since
+        if elapsed > 0 and track.running_since_error <= SINGLE_READING_ERROR * elapsed:
+            return track.running_since + elapsed * 100.0 / last[1]
+        return None  # one reading, and when the job began running is too unsure to extrapolate from it
+
+    def _durations(self) -> list[float]:
+        """This backend's learned durations; before it has any, those of the run's other backends."""
+        if self.total_times:
+            return self.total_times
+        return [t for peer in self.peers if peer is not self for t in peer.total_times]
+
+    def _end_chance(self, durations: Sequence[float], age: float, wait: float) -> float:
+        """The chance a job of this ``age`` (not ended yet) ends within ``wait`` seconds, from ``durations``."""
+        done = cdf(durations, age)
+        if done >= 1.0:  # older than every job seen: as if it ended within FIND_CHANCE**-1 times its excess
+            excess = max(self.min_interval, age - (quantile(durations, 0.5) or 0.0))
+            return min(1.0, FIND_CHANCE * wait / excess)
+        return (cdf(durations, age + wait) - done) / (1.0 - done)
+
+    def _wait_without_progress(self, now: float, jobs: Sequence[JobView]) -> Optional[float]:
+        """The wait after which some of ``jobs`` has a FIND_CHANCE of having ended (None: nothing learned)."""
+        durations = self._durations()
+        if not durations or not jobs:
+            return None
+        ages = [now - job.started_at for job in jobs]
+
+        def chance(wait: float) -> float:
+            missed = 1.0
+            for age in ages:
+                missed *= 1.0 - self._end_chance(durations, age, wait)
+            return 1.0 - missed
+
+        lo, hi = 0.0, self.max_interval
+        if chance(hi) < FIND_CHANCE:
+            return hi
+        for _ in range(30):  # bisection: the shortest wait with that chance
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if chance(mid) >= FIND_CHANCE else (mid, hi)
+        return hi
+
+    def plan(self, now: float, jobs: Sequence[JobView], deadlines: Sequence[float] = ()) -> None:
+        """After a check that saw ``jobs`` (the backend's active jobs): when to ask next.
+
+        ``deadlines``: times something must be done about a job anyway (e.g. the running-time limit)."""
+        self.last_check = now
+        if not jobs:
+            self.next_at = None
+            return
+        margin = 0.25 * self.min_interval
+        waits, unpredicted = [], []
+        for job in jobs:
+            end = self.predicted_end(job)
+            if end is None:
+                unpredicted.append(job)
+            elif end + margin > now:
+                waits.append(end + margin - now)
+            else:
+                waits.append(OVERDUE_FRACTION * (now - job.started_at))
+        if unpredicted:
+            wait = self._wait_without_progress(now, unpredicted)
+            if wait is None:  # nothing learned yet: intervals growing with the oldest job's age
+                wait = UNKNOWN_FRACTION * max(now - job.started_at for job in unpredicted)
+            waits.append(wait)
+        waits += [t - now for t in deadlines]
+        self.next_at = now + min(self.max_interval, max(self.min_interval, min(waits)))
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        self.dirty = False
+        return {
+            "queue_times": list(self.queue_times),
+            "total_times": list(self.total_times),
+            "reports_progress": self.reports_progress,
+        }
+
+    def load(self, data: Optional[dict[str, Any]]) -> None:
+        """Start from what an earlier session of the run learned."""
+        if not isinstance(data, dict):
+            return
+        for name in ("queue_times", "total_times"):
+            values = data.get(name)
+            if isinstance(values, list):
+                setattr(self, name, [float(v) for v in values if isinstance(v, (int, float))][-MAX_SAMPLES:])
+        self.reports_progress = bool(data.get("reports_progress", False))
+
+
+def default_min_interval(is_loopback: bool) -> float:
+    return LOOPBACK_MIN_INTERVAL if is_loopback else REMOTE_MIN_INTERVAL
