@@ -248,6 +248,10 @@ def test_gui_opens_the_project_with_the_plugin(demo, tmp_path) -> None:
         f"Path({str(tmp_path / 'profiles')!r}), code=Path({str(check)!r})))\n"
     )
     env = demo_env(tmp_path)
+    # QGIS 3.40+ counts layers under its temp folder as temporary and asks before closing such a project;
+    # the demo's project sits under pytest's /tmp, where a user's never is.
+    env["TMPDIR"] = str(tmp_path / "qgis-tmp")
+    (tmp_path / "qgis-tmp").mkdir()
     done = subprocess.run(
         ["xvfb-run", "-a", sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
