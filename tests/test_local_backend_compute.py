@@ -118,3 +118,26 @@ def test_a_taken_port_is_an_oserror_so_callers_can_pick_another(local_backend_fa
     with pytest.raises(OSError):
         LocalBackend(tmp_path / "second", port=first.port).start()
     assert local_backend_factory(data_dir=tmp_path / "second").running  # the same folder, another port
+
+
+def test_a_worker_killed_mid_job_fails_only_that_job(local_backend_factory):
+    import signal
+
+    backend = local_backend_factory(pixel_size=10.0, workers=1)
+    con = openeo.connect(backend.url)
+    cube = con.datacube_from_process(
+        "cloud_free_composite", namespace=backend.demo_process_url, spatial_extent=TILE, temporal_extent=SUMMER
+    )
+    victim = con.create_job(cube)
+    victim.start()
+    deadline = time.monotonic() + 60
+    while not (backend.worker_pids() and victim.status() == "running") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (pid,) = backend.worker_pids()
+    os.kill(pid, signal.SIGKILL)  # what the kernel's OOM killer does
+    while victim.status() == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (error,) = victim.logs(level="error")
+    assert victim.status() == "error" and "stopped unexpectedly" in error.message
+    assert run_composite(backend)["proj:shape"] == [500, 500]  # new workers take the next job
+    assert pid not in backend.worker_pids()
