@@ -81,9 +81,11 @@ def _pyproj_round_trip() -> None:
 def _rasterio_round_trip() -> None:
     import numpy as np
     from rasterio.io import MemoryFile
+    from rasterio.transform import from_origin
 
+    profile = {"driver": "GTiff", "width": 2, "height": 2, "count": 1, "dtype": "uint16", "crs": "EPSG:32631"}
     with MemoryFile() as memory:
-        with memory.open(driver="GTiff", width=2, height=2, count=1, dtype="uint16") as dataset:
+        with memory.open(**profile, transform=from_origin(500000.0, 10.0, 5.0, 5.0)) as dataset:
             dataset.write(np.full((1, 2, 2), 7, dtype="uint16"))
         with memory.open() as dataset:
             if int(dataset.read(1).sum()) != 28:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsSettings
 from qgis.PyQt.QtCore import QPoint, Qt
+from ui_helpers import panel
 
 from openeo_tile_jobs.core import grid as core_grid
 from openeo_tile_jobs.ui.dock import TileJobsDock
@@ -15,22 +16,10 @@ UTM31 = QgsCoordinateReferenceSystem("EPSG:32631")
 
 @pytest.fixture()
 def dock(qgis_iface, qgis_canvas, qtbot):
-    QgsSettings().remove("openeo_tile_jobs")
-    window = qgis_canvas.window()
-    window.resize(1000, 700)
-    window.show()
-    qtbot.waitUntil(lambda: qgis_canvas.mapSettings().outputSize().width() > 700)
-    qgis_canvas.setDestinationCrs(UTM31)
-    qgis_canvas.setExtent(QgsRectangle(500_000, 5_000_000, 580_000, 5_060_000))
-    panel = TileJobsDock(None, iface=qgis_iface)
-    panel.resize(400, 900)
-    panel.show()
-    yield panel
-    panel.close_down()
-    panel.close()
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
+    with panel(qgis_iface, qgis_canvas, qtbot, QgsRectangle(500_000, 5_000_000, 580_000, 5_060_000)) as dock:
+        dock.resize(400, 900)
+        dock.show()
+        yield dock
 
 
 def draw_rectangle(canvas, qtbot, start=QPoint(100, 100), end=QPoint(300, 250)) -> None:

@@ -113,7 +113,8 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     qtbot.waitUntil(lambda: page.reports["Local demo"].signed_in is True, timeout=15_000)
     assert not dialog.isVisible()
     profile = page.profile("Local demo")
-    qtbot.waitUntil(lambda: credentials.has_refresh_token(profile), timeout=5_000)
+    qtbot.waitUntil(lambda: credentials.has_stored_sign_in(profile), timeout=5_000)
+    assert credentials.load_credentials(profile).refresh_token
     stored = QgsSettings()
     stored.beginGroup("openeo_tile_jobs")
     remembered = " ".join(str(stored.value(k)) for k in stored.allKeys())
@@ -145,8 +146,8 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     first = run.model.row_data(0)
     assert first["status"] == statuses.ERROR and first["id"]
     run.actions.show_logs(first)
-    qtbot.waitUntil(lambda: bool(dock.run_controller.log_dialogs), timeout=10_000)
-    text = dock.run_controller.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
+    qtbot.waitUntil(lambda: bool(dock.run_controller.tile_handlers.log_dialogs), timeout=10_000)
+    text = dock.run_controller.tile_handlers.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
     assert "error" in text.lower()
 
     # the same menu on the map: click the south-west tile (x0_y0) with the tile menu tool
@@ -235,4 +236,4 @@ def test_device_sign_in_can_be_cancelled(dock, qtbot, local_backend_factory) -> 
     assert not dialog.isVisible()
     qtbot.waitUntil(page.sign_in_button.isEnabled, timeout=15_000)  # the polling task ended
     assert page.reports.get("Local demo") is None
-    assert not credentials.has_refresh_token(page.profile("Local demo"))
+    assert not credentials.has_stored_sign_in(page.profile("Local demo"))

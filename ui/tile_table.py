@@ -6,6 +6,7 @@ refreshes only the rows an event names, by feature id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -23,6 +24,15 @@ COLUMNS: tuple[str, ...] = tuple(field for field, _caption in MAP_TIP_FIELDS if 
 DB_COLUMNS = ("fid", "tile_id", "status", "id", "backend_name", "duration", "costs", "result_dir", "last_error")
 FID_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: Any) -> tuple:
+    """Sort key that orders numbers inside text by value: ``x0_y2`` before ``x0_y10``."""
+    parts = _DIGITS.split("" if text is None else str(text))
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part)
 
 
 def headers() -> list[str]:
@@ -92,8 +102,10 @@ class TileTableModel(QAbstractTableModel):
             return "" if value is None else str(value)
         if role == Qt.ItemDataRole.DecorationRole and column == "status":
             return QColor(statuses.CSS_HEX.get(statuses.color_of(value), "#808080"))
-        if role == Qt.ItemDataRole.ToolTipRole and column == "status" and row.get("last_error"):
-            return str(row["last_error"])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == "status" and row.get("last_error"):
+                return str(row["last_error"])
+            return None if value is None else str(value)  # the full text of a narrow cell
         if role == Qt.ItemDataRole.ForegroundRole and column == "status" and value in statuses.FAILED_STATUSES:
             return QBrush(QColor("#b00000"))
         if role == FID_ROLE:
@@ -118,6 +130,13 @@ class TileFilterModel(QSortFilterProxyModel):
     def set_statuses(self, wanted: Sequence[str]) -> None:
         self._statuses = frozenset(wanted)
         self.invalidateFilter()
+
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+        """Tile ids and job ids sort naturally, costs by value."""
+        a, b = left.data(self.sortRole()), right.data(self.sortRole())
+        if isinstance(a, str) and isinstance(b, str):
+            return natural_key(a) < natural_key(b)
+        return super().lessThan(left, right)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         if not self._statuses:
