@@ -161,7 +161,7 @@ class GridPage(QWidget):
         self.anchor.setCurrentIndex(max(0, self.anchor.findData(settings.value("grid/anchor", "aoi", str))))
         add_field(form, tr("Anchor"), self.anchor, tr("Where the grid starts"))
 
-        self.fit = QCheckBox(tr("Fit the tiles to the area (no slivers)"))
+        self.fit = QCheckBox(tr("Fit tiles to the area"))  # no slivers: see the tooltip
         self.fit.setToolTip(
             tr(
                 "Equal tiles across the area, each as close to the tile size as possible and never larger. "
