@@ -206,6 +206,8 @@ class Backend:
         self.request_count = 0
         #: Seconds spent waiting for response headers (engine time = round time minus this).
         self.http_seconds = 0.0
+        #: The last re-authentication failed because the sign-in service could not be reached (not refused).
+        self.reauth_unreachable = False
         #: Bytes of the responses received through this session (the API's, not downloads).
         self.bytes_received = 0
         #: Kinds of request (their context) whose last try failed, and when: the backoff keeps growing until
@@ -290,7 +292,7 @@ class Backend:
             self._set_state(state, f"retrying in {d:.1f} s{again} after {message}")
         elif kind == retry.AUTH:
             if not self.reauthenticate(reason=message):
-                self.mark_needs_sign_in(message)
+                self._reauth_failed(message)
         return kind
 
     def mark_needs_sign_in(self, reason: str) -> None:
@@ -357,6 +359,7 @@ class Backend:
         """Refresh or redo authentication without user interaction; False if the user must sign in."""
         if self.connection is None or self.profile.auth == AUTH_NONE:
             return False
+        self.reauth_unreachable = False
         try:
             if self._renewer is not None:
                 self._apply_oidc_tokens(self._renewer.get_tokens(), self._renewer)
@@ -365,9 +368,18 @@ class Backend:
             return True
         except SignInRequiredError:
             return False
-        except Exception as e:  # noqa: BLE001 - any failure means: ask the user
+        except Exception as e:  # noqa: BLE001 - the user is asked, unless the sign-in service was only unreachable
             _log.warning("Re-authentication of %s failed: %s", self.name, redact(e))
+            self.reauth_unreachable = retry.classify(e) in (retry.TRANSIENT, retry.RATE_LIMITED, retry.OTHER)
             return False
+
+    def _reauth_failed(self, message: str) -> None:
+        """Re-authentication did not work: back off when the service was unreachable, else ask the user."""
+        if self.reauth_unreachable:
+            d = self.backoff.fail(self._clock())
+            self._set_state(BACKEND_BACKOFF, f"retrying in {d:.1f} s: signing in again failed ({message})")
+        else:
+            self.mark_needs_sign_in(message)
 
     def request_reauth(self) -> None:
         """Ask for re-authentication at the next :meth:`ensure_token_fresh` (thread-safe; download workers)."""
@@ -379,7 +391,7 @@ class Backend:
         if self._reauth_requested.is_set() and self.connection is not None:
             self._reauth_requested.clear()
             if not self.reauthenticate(reason="a download was refused the token"):
-                self.mark_needs_sign_in("the backend refused the token and it could not be renewed")
+                self._reauth_failed("the backend refused the token and it could not be renewed")
             return
         if self._expires_at is None or self._renewer is None or self.connection is None:
             return

@@ -11,8 +11,9 @@ A backend is asked only when something may have changed there:
   - else from the durations (start to end) of the jobs of this run that finished on this
     backend (before it has any: on the run's other backends): each check comes when some
     job has a :data:`FIND_CHANCE` of having ended since the last one, given those durations
-    and the jobs' ages -- dense where jobs usually end, sparse before and after; a job older
-    than every one seen is asked about at intervals growing with how much older it is;
+    and the jobs' ages -- dense where jobs usually end, sparse before and after, and never
+    closer than :data:`MIN_WAIT_FRACTION` of a typical duration; a job older than every one
+    seen is asked about at intervals growing with how much older it is;
   - nothing learned yet (the first jobs, no progress): at intervals growing with the
     oldest job's age (:data:`UNKNOWN_FRACTION` of it);
 
@@ -43,6 +44,9 @@ SINGLE_READING_ERROR = 0.1
 #: Without progress, each check comes when a job has this chance of having ended since the last one
 #: (given the durations learned): dense where jobs usually end, sparse in the tails.
 FIND_CHANCE = 0.25
+#: ... but never sooner than this fraction of a typical duration after the last check (with many jobs on a
+#: backend some job may end any moment; a slot idle that long costs it at most this fraction of its time).
+MIN_WAIT_FRACTION = 0.015
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.
@@ -261,6 +265,8 @@ class PollingPolicy:
             wait = self._wait_without_progress(now, unpredicted)
             if wait is None:  # nothing learned yet: intervals growing with the oldest job's age
                 wait = UNKNOWN_FRACTION * max(now - job.started_at for job in unpredicted)
+            else:  # many jobs at once: not more often than a slot can afford to idle
+                wait = max(wait, MIN_WAIT_FRACTION * (quantile(self._durations(), 0.5) or 0.0))
             waits.append(wait)
         waits += [t - now for t in deadlines]
         self.next_at = now + min(self.max_interval, max(self.min_interval, min(waits)))
