@@ -64,7 +64,7 @@ class TileLayerAction(QgsMapLayerAction):
     """ "openEO tile…" in the identify results and the attribute table of the tile layer."""
 
     def __init__(self, layer: QgsMapLayer, rows: RowsForFids, actions: TileActions, parent=None) -> None:
-        super().__init__(tr("openEO tile…"), parent, layer, QgsMapLayerAction.Target.SingleFeature)
+        super().__init__(tr("openEO tile…"), parent, layer, SINGLE_FEATURE)
         self._rows = rows
         self._actions = actions
         self.last_menu: Optional[QMenu] = None
