@@ -14,6 +14,7 @@ process is shared by every backend of this Python process and ends with it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import logging
 import multiprocessing
 import os
@@ -54,7 +55,12 @@ def python_executable() -> str | None:
 
 #: Imported once by the fork server, so that each worker forked from it starts with the engine's
 #: libraries loaded (a worker then starts in milliseconds instead of seconds).
-PRELOAD = (f"{__package__}.compute", "openeo_processes_dask.process_implementations.core", "openeo_pg_parser_networkx")
+PRELOAD = (
+    f"{__package__}.worker_init",  # first: the fork server and its forks run at a lower CPU priority
+    f"{__package__}.compute",
+    "openeo_processes_dask.process_implementations.core",
+    "openeo_pg_parser_networkx",
+)
 
 
 class ComputePool:
@@ -139,4 +145,9 @@ def _process_pool(workers: int, python: str) -> cf.ProcessPoolExecutor:
         context.set_executable(python)
     if method == "forkserver":
         context.set_forkserver_preload(list(PRELOAD))
-    return cf.ProcessPoolExecutor(workers, mp_context=context)
+    return cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
+def _init_worker() -> None:
+    """In each worker: lower its CPU priority (once per process; forks of the fork server already are)."""
+    importlib.import_module(f"{__package__}.worker_init")

@@ -141,3 +141,10 @@ def test_a_worker_killed_mid_job_fails_only_that_job(local_backend_factory):
     assert victim.status() == "error" and "stopped unexpectedly" in error.message
     assert run_composite(backend)["proj:shape"] == [500, 500]  # new workers take the next job
     assert pid not in backend.worker_pids()
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no CPU priorities here")
+def test_workers_compute_at_a_lower_cpu_priority_than_the_server(local_backend):
+    run_composite(local_backend)
+    (pid, *_) = local_backend.worker_pids()
+    assert os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10
