@@ -30,6 +30,7 @@ from .errors import JobError
 
 log = logging.getLogger(__name__)
 MODES = ("processes", "threads")
+_FORK_SERVER_LOCK = threading.Lock()
 
 
 def python_executable() -> str | None:
@@ -145,7 +146,25 @@ def _process_pool(workers: int, python: str) -> cf.ProcessPoolExecutor:
         context.set_executable(python)
     if method == "forkserver":
         context.set_forkserver_preload(list(PRELOAD))
+        _start_fork_server()
     return cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with this process's import path: Python 3.11 ignores the sys.path it is
+    handed, so modules found through paths added at run time (QGIS's plugin folder) would not preload."""
+    from multiprocessing import forkserver
+
+    with _FORK_SERVER_LOCK:
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            forkserver.ensure_running()
+        finally:
+            if before is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = before
 
 
 def _init_worker() -> None:

@@ -26,12 +26,17 @@ SUMMER = ["2024-06-01", "2024-09-01"]
 OFFICIAL = Path(pool.__file__).parent / "specs" / "openeo-processes-2.x.json"
 
 
-def run_composite(backend) -> dict:
+def composite_job(backend):
+    """A created (not started) cloud-free composite job of TILE."""
     con = openeo.connect(backend.url)
     cube = con.datacube_from_process(
         "cloud_free_composite", namespace=backend.demo_process_url, spatial_extent=TILE, temporal_extent=SUMMER
     )
-    job = con.create_job(cube)
+    return con.create_job(cube)
+
+
+def run_composite(backend) -> dict:
+    job = composite_job(backend)
     job.start()
     deadline = time.monotonic() + 90
     while job.status() not in ("finished", "error") and time.monotonic() < deadline:
@@ -61,11 +66,7 @@ def test_processes_and_threads_compute_identical_files(local_backend_factory):
 def test_worker_processes_end_with_the_backend_even_while_computing(local_backend_factory):
     backend = local_backend_factory(pixel_size=10.0, workers=2)
     run_composite(local_backend_factory(pixel_size=200.0))  # warm the fork server: the next start is quick
-    con = openeo.connect(backend.url)
-    cube = con.datacube_from_process(
-        "cloud_free_composite", namespace=backend.demo_process_url, spatial_extent=TILE, temporal_extent=SUMMER
-    )
-    job = con.create_job(cube)  # 500 x 500 pixels: computes for a second or more
+    job = composite_job(backend)  # 500 x 500 pixels: computes for a second or more
     job.start()
     deadline = time.monotonic() + 30
     while not backend.worker_pids() and time.monotonic() < deadline:
@@ -124,11 +125,7 @@ def test_a_worker_killed_mid_job_fails_only_that_job(local_backend_factory):
     import signal
 
     backend = local_backend_factory(pixel_size=10.0, workers=1)
-    con = openeo.connect(backend.url)
-    cube = con.datacube_from_process(
-        "cloud_free_composite", namespace=backend.demo_process_url, spatial_extent=TILE, temporal_extent=SUMMER
-    )
-    victim = con.create_job(cube)
+    victim = composite_job(backend)
     victim.start()
     deadline = time.monotonic() + 60
     while not (backend.worker_pids() and victim.status() == "running") and time.monotonic() < deadline:
