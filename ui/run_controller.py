@@ -40,7 +40,7 @@ from .i18n import translator
 from .process_page import ProcessPage
 from .proxies import qgis_proxies
 from .run_figures import ACTIVE_TIME_KEY
-from .run_page import FAILED_STATUSES, RunPage
+from .run_page import RunPage
 from .steps import BACKENDS, GRID, PROCESS
 from .tasks import run_in_background
 from .tile_actions import TileMenuHandlers
@@ -302,10 +302,7 @@ class RunController(QObject):
         if self.db is None or not fids:
             return 0
         if self.running and self.scheduler is not None:
-            # the engine resets them in its next round; it returns how many it will retry
-            eligible = [r for r in self.db.get_many(fids, columns=["status"]) if r["status"] in FAILED_STATUSES]
-            returned = self.scheduler.retry_tiles(fids)
-            count = returned if isinstance(returned, int) else len(eligible)
+            count = self.scheduler.retry_tiles(fids)  # reset in its next round; how many it will retry
         else:
             count = reset_for_retry(self.db, fids)
             self._refresh_fids(fids)
