@@ -9,7 +9,7 @@ Public API
     Open an existing run file (raises :class:`JobDBError` when it is not one of ours).
 ``db.run_record() -> dict`` / ``db.update_run_record(changes: Mapping) -> dict``
     The run record: ``aoi_wkt``, ``aoi_crs``, ``aoi_wkt_tiling`` (AOI in the tiling CRS),
-    ``tiling`` (``crs``, ``tile_size``, ``anchor``, ``clip``, ``tile_count``), ``job_spec``,
+    ``tiling`` (``crs``, ``tile_size``, ``anchor``, ``fit``, ``clip``, ``tile_count``), ``job_spec``,
     ``backends``, ``created``, ``plugin_version``, ``schema_version`` and whatever else the caller
     stores (JSON values). Keys that look like credentials are refused (:func:`check_no_secrets`).
 ``db.count_by_status(statuses=()) -> dict[str, int]``

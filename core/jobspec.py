@@ -15,8 +15,10 @@ Parameters are resolved the way openeo's ``ProcessBasedJobCreator.start_job`` do
 (column of the tile row, else the user's value, else the schema default, else skipped
 when optional, else an error), with one addition it cannot make: the geometry parameter
 is filled from the tile -- as GeoJSON when its schema takes GeoJSON, as a bounding box
-when it only takes a bounding box. Everything here is pure except :func:`resolve_process`,
-which may fetch the definition once per run.
+when it only takes a bounding box. A process with no parameter that can take the tile (e.g. one
+chosen by country) is refused with :class:`NotTileableError` before any job is made: every tile
+would run the same job. Everything here is pure except :func:`resolve_process`, which may fetch
+the definition once per run.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ _TOKEN_RX = re.compile(r"\[(otj-[0-9a-f]{16})\]")
 
 class JobSpecError(ValueError):
     """The job specification cannot produce a job (message is for the user)."""
+
+
+class NotTileableError(JobSpecError):
+    """The process has no parameter that can take a tile's area: one job per tile makes no sense."""
 
 
 @dataclass
@@ -175,6 +181,8 @@ def resolve_process(spec: JobSpec, connection: Any = None, session: Any = None, 
         process, flat_graph = _describe_backend_process(connection, spec.process_id or ""), None
     parameters = tuple(process.parameters or ())
     name, kind = choose_geometry_parameter(parameters, spec.geometry_parameter, spec.geometry_kind)
+    if name is None:
+        raise NotTileableError(not_tileable_message(process.id, parameters))
     resolved = ResolvedProcess(
         process_id=process.id,
         namespace=spec.namespace if not spec.process_graph_file else None,
@@ -316,6 +324,34 @@ def geometry_kinds_of(parameter: Parameter) -> list[str]:
     return kinds
 
 
+def not_tileable_message(process_id: str, parameters: tuple[Parameter, ...] | list[Parameter]) -> str:
+    """Why ``process_id`` cannot be run once per tile (no parameter takes an area)."""
+    if parameters:
+        names = ", ".join(p.name for p in parameters)
+        has = f"none of its parameters ({names}) takes an area (a GeoJSON geometry or a bounding box)"
+    else:
+        has = "it has no parameters, so it cannot be given an area"
+    return (
+        f"Process {process_id!r} cannot be split into tiles: {has}, so every tile would run the same job "
+        "over the same area. Choose a process with a spatial parameter (e.g. spatial_extent or geometry), "
+        "or run this one as a single batch job."
+    )
+
+
+def may_take_area(parameter: Parameter) -> bool:
+    """False when the schema says the parameter takes something else than an area (a string, a
+    number, an array...): neither an object nor a geometry or bounding box. No schema, or a
+    composite one, may take anything."""
+    schema = parameter.schema.schema
+    alternatives = schema if isinstance(schema, list) else [schema]
+    types: set[str] = set()
+    for s in alternatives:
+        if not isinstance(s, dict) or not s.get("type") or s.get("anyOf") or s.get("oneOf") or s.get("allOf"):
+            return True
+        types |= set(s["type"]) if isinstance(s["type"], list) else {s["type"]}
+    return bool(geometry_kinds_of(parameter)) or "object" in types
+
+
 def choose_geometry_parameter(
     parameters: tuple[Parameter, ...] | list[Parameter],
     chosen: Optional[str] = None,
@@ -325,13 +361,18 @@ def choose_geometry_parameter(
 
     The user's choice wins; else the one parameter whose schema takes a geometry; among
     several, the first of :data:`PREFERRED_GEOMETRY_NAMES`. A process with no parameter
-    that can take a geometry gives ``(None, None)`` (every tile runs the same graph --
-    rarely what the user wants, so callers warn).
+    that can take a geometry gives ``(None, None)`` (every tile would run the same graph:
+    :func:`resolve_process` refuses it). A chosen parameter whose schema takes no area (a string,
+    a number, ...) raises :class:`NotTileableError`.
     """
     by_name = {p.name: p for p in parameters}
     if chosen:
         if by_name and chosen not in by_name:
             raise JobSpecError(f"The process has no parameter {chosen!r} (it has: {', '.join(by_name)}).")
+        if chosen in by_name and not may_take_area(by_name[chosen]):
+            raise NotTileableError(
+                f"Parameter {chosen!r} cannot take a tile's area: its schema accepts no geometry or bounding box."
+            )
         if kind:
             return chosen, kind
         kinds = geometry_kinds_of(by_name[chosen]) if chosen in by_name else []
@@ -340,7 +381,7 @@ def choose_geometry_parameter(
     candidates = [(n, k) for n, k in candidates if k]
     if not candidates:
         # No schemas (bare process graph file): fall back on well-known names.
-        named = [n for n in PREFERRED_GEOMETRY_NAMES if n in by_name]
+        named = [n for n in PREFERRED_GEOMETRY_NAMES if n in by_name and may_take_area(by_name[n])]
         if named:
             return named[0], kind or GEOMETRY_GEOJSON
         return None, None

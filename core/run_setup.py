@@ -11,16 +11,19 @@ and scripts all build their scheduler here, so there is one way a run is set up 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from .backends import BackendPool, BackendProfile, CredentialsProvider, RefreshTokenSink
+from .backends import Backend, BackendPool, BackendProfile, CredentialsProvider, RefreshTokenSink, make_session
 from .events import EngineListener
 from .jobdb import JobDB
-from .jobspec import JobSpec
+from .jobspec import JobSpec, NotTileableError, ResolvedProcess, resolve_process
 from .scheduler import EngineConfig, Scheduler
+
+_log = logging.getLogger(__name__)
 
 JOB_SPEC_KEY = "job_spec"
 BACKENDS_KEY = "backends"
@@ -37,6 +40,29 @@ def recorded_output_dir(record: Mapping[str, Any], path: str | os.PathLike) -> P
     """The output folder a run record names, else the default one beside the run file."""
     recorded = (record.get(ENGINE_KEY) or {}).get("output_dir")
     return Path(recorded) if recorded else default_output_dir(path)
+
+
+def refuse_untileable(
+    spec: JobSpec,
+    profiles: Sequence[BackendProfile] = (),
+    credentials: Optional[CredentialsProvider] = None,
+    proxies: Optional[dict[str, str]] = None,
+) -> Optional[ResolvedProcess]:
+    """Read the process definition before any job is made and raise :class:`NotTileableError` (its
+    message says why) when no parameter can take a tile; else return it (None when it could not be
+    read). Anything but the refusal (the network, a definition the engine reports itself) is left to
+    the engine, which retries and says so. Blocking: not on the GUI thread."""
+    on_backend = bool(spec.process_id and not (spec.namespace or spec.process_graph_file))
+    if on_backend and not profiles:
+        return None
+    try:
+        connection = Backend(profiles[0], credentials, proxies).connect() if on_backend else None
+        return resolve_process(spec, connection=connection, session=make_session(proxies))
+    except NotTileableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (the engine reads the definition again and reports it)
+        _log.info("Cannot read the process definition before the run: %s", exc)
+        return None
 
 
 def record_run_setup(db: JobDB, spec: JobSpec, profiles: Sequence[BackendProfile], config: EngineConfig) -> None:

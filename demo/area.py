@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 import shapely
 
-from ..core.grid import Grid, make_grid
+from ..core.grid import DEFAULT_FIT, Grid, make_grid
 
 
 def aoi_from_file(path: Path) -> tuple[str, str]:
@@ -38,16 +38,18 @@ def central_block(grid: Grid, count: int) -> Optional[shapely.Geometry]:
     return shapely.union_all(grid.geometries[order])
 
 
-def demo_grid(aoi: Any, tile_size: float, tiles: Optional[int] = None) -> Grid:
-    """Tiles of ``tile_size`` metres over ``aoi`` (bbox dict or vector file); ``tiles``: keep a central block."""
+def demo_grid(aoi: Any, tile_size: float, tiles: Optional[int] = None, fit: bool = DEFAULT_FIT) -> Grid:
+    """Tiles of ``tile_size`` metres over ``aoi`` (bbox dict or vector file); ``tiles``: keep a central block;
+    ``fit``: equal tiles fitted to the area (see :func:`core.grid.make_grid`)."""
     if isinstance(aoi, Path):
         wkt, crs = aoi_from_file(aoi)
-        grid = make_grid(wkt, aoi_crs=crs, tile_size=tile_size)
+        grid = make_grid(wkt, aoi_crs=crs, tile_size=tile_size, fit=fit)
     else:
-        grid = make_grid(aoi, tile_size=tile_size)
+        grid = make_grid(aoi, tile_size=tile_size, fit=fit)
     if tiles:
         block = central_block(grid, tiles)
         if block is not None:
-            # The block's lower-left corner is a tile corner, so the new grid has exactly those tiles.
-            grid = make_grid(block.wkt, aoi_crs=grid.crs, crs=grid.crs, tile_size=tile_size)
+            # The block's lower-left corner is a tile corner and it spans k whole tiles of width w <= size
+            # with k * w > (k - 1) * size (w is width / n for n >= k): fitted again, it has exactly those tiles.
+            grid = make_grid(block.wkt, aoi_crs=grid.crs, crs=grid.crs, tile_size=tile_size, fit=fit)
     return grid

@@ -47,6 +47,7 @@ class DemoOptions:
     aoi_name: Optional[str] = "Antwerp"  # shown in the pictures' title
     tile_size: float = SEED_TILE_SIZE
     tiles: Optional[int] = None  # keep only this many tiles (a block around the AOI's centre)
+    fit: bool = True  # equal tiles fitted to the AOI; False: openeo split_area's squares and edge slivers
     parallel_jobs: int = SEED_PARALLEL_JOBS
     pixel_size: float = LOCAL_PIXEL_SIZE
     min_queue_time: float = LOCAL_MIN_QUEUE_TIME
@@ -122,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi", type=parse_aoi, help="W,S,E,N[,CRS] or a vector file (default: the seed's Antwerp AOI)")
     p.add_argument("--tile-size", type=float, default=SEED_TILE_SIZE, help="metres (default 5000)")
     p.add_argument("--tiles", type=int, help="keep only this many tiles, a block around the AOI's centre")
+    p.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="tiles of exactly --tile-size with narrow ones at the edges (openeo's split_area) instead of equal "
+        "tiles fitted to the AOI",
+    )
     p.add_argument("--parallel-jobs", type=int, default=SEED_PARALLEL_JOBS, help="jobs at once (default 2)")
     p.add_argument("--pixel-size", type=float, default=LOCAL_PIXEL_SIZE, help="Local demo backend: metres per pixel")
     p.add_argument("--min-queue-time", type=float, default=LOCAL_MIN_QUEUE_TIME, help=argparse.SUPPRESS)
@@ -152,6 +159,7 @@ def parse_options(argv: Optional[list[str]] = None) -> DemoOptions:
         process_id=(args.process_id or "").strip() or None,
         tile_size=args.tile_size,
         tiles=args.tiles,
+        fit=not args.no_fit,
         parallel_jobs=args.parallel_jobs,
         pixel_size=args.pixel_size,
         min_queue_time=args.min_queue_time,

@@ -30,11 +30,12 @@ from ..core import statuses
 from ..core.backends import BackendProfile
 from ..core.downloads import DOWNLOADED
 from ..core.events import LogLine, Progress
+from ..core.grid import size_range_text
 from ..core.jobdb import JobDB
-from ..core.jobspec import JobSpec
+from ..core.jobspec import JobSpec, NotTileableError
 from ..core.run_counts import read_run_counts
 from ..core.run_loop import OUTCOME_DONE, OUTCOME_STOPPED, downloaded_results
-from ..core.run_setup import make_scheduler
+from ..core.run_setup import make_scheduler, refuse_untileable
 from ..gis.run_session import RESULTS_LAYERS, RunSession
 from . import auth
 from .area import demo_grid
@@ -194,6 +195,11 @@ class Demo:
 
         if action != ACTION_COMPLETE:
             profile, spec, proxies = self.start_backend(state)
+            if self.local_backend is None:  # the user's process, before any job is made: one chosen by
+                try:  # country (say) cannot be tiled. (The Local demo backend's own process can.)
+                    self.in_thread(lambda: refuse_untileable(spec, [profile], proxies=proxies))
+                except NotTileableError as exc:
+                    raise DemoError(str(exc)) from exc
             state["port"] = self.local_backend.port if self.local_backend is not None else None
             write_json(paths.state, state)
         if action == ACTION_FRESH:
@@ -339,10 +345,10 @@ class Demo:
 
     def create_job_database(self) -> None:
         o = self.opts
-        grid = demo_grid(o.aoi, o.tile_size, o.tiles)
+        grid = demo_grid(o.aoi, o.tile_size, o.tiles, fit=o.fit)
         JobDB.create(self.paths.database, grid, run={"demo": {"tiles": o.tiles, "tile_size": o.tile_size}}).close()
-        size = f"{o.tile_size / 1000:g} km"
-        self.say(f"Grid: {plural(len(grid), 'tile')} of {size} in {grid.crs} -> {self.paths.database.name}")
+        sizes = size_range_text(grid)
+        self.say(f"Grid: {plural(len(grid), 'tile')}, {sizes}, in {grid.crs} -> {self.paths.database.name}")
 
     def make_scheduler(self, profile: BackendProfile, spec: JobSpec, proxies: Optional[dict[str, str]]) -> Any:
         o = self.opts

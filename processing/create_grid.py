@@ -22,7 +22,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..core.grid import DEFAULT_MAX_TILES, GridError, grid_from_polygons, make_grid
+from ..core.grid import DEFAULT_FIT, DEFAULT_MAX_TILES, GridError, grid_from_polygons, make_grid, size_range_text
 from ..core.jobdb import JobDB, JobDBError
 from ..gis.compat import CRS_WKT_PREFERRED, NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, SOURCE_VECTOR_POLYGON
 from ..gis.tile_layer import tile_layer_uri
@@ -44,7 +44,9 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
         "them into a new job database: a GeoPackage that is both the tile layer and the record of every "
         "tile's openEO batch job. Anchor 'aoi' starts at the area's lower-left corner (the tiles of openeo's "
         "split_area); 'global' aligns tiles to multiples of the tile size, so tile ids stay the same from one "
-        "run to the next. With 'Use the polygons as tiles' the layer's polygons are the tiles."
+        "run to the next. 'Fit the tiles to the area' (anchor 'aoi', on by default) makes equal tiles across the "
+        "area, each as close to the tile size as possible and never larger, instead of full tiles and narrow "
+        "slivers at the edges. With 'Use the polygons as tiles' the layer's polygons are the tiles."
     )
 
     AOI_LAYER = "AOI_LAYER"
@@ -54,6 +56,7 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     CRS = "CRS"
     ANCHOR = "ANCHOR"
+    FIT = "FIT"
     CLIP = "CLIP"
     MAX_TILES = "MAX_TILES"
     CONFIRM_MANY = "CONFIRM_MANY"
@@ -97,6 +100,11 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
                 defaultValue=0,
             )
         )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.FIT, tr("Fit the tiles to the area (no slivers; anchor 'aoi' only)"), DEFAULT_FIT
+            )
+        )
         self.addParameter(QgsProcessingParameterBoolean(self.CLIP, tr("Clip tiles to the area"), False))
         for parameter in (
             QgsProcessingParameterNumber(
@@ -124,13 +132,20 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
         crs = self.parameterAsCrs(parameters, self.CRS, context)
         tiling_crs = crs_text(crs) if crs.isValid() else None
         anchor = ANCHORS[self.parameterAsEnum(parameters, self.ANCHOR, context)]
+        fit = self.parameterAsBool(parameters, self.FIT, context)
         clip = self.parameterAsBool(parameters, self.CLIP, context)
         max_tiles = self.parameterAsInt(parameters, self.MAX_TILES, context)
         confirm = self.parameterAsBool(parameters, self.CONFIRM_MANY, context)
         source = self.parameterAsSource(parameters, self.AOI_LAYER, context)
         as_tiles = self.parameterAsBool(parameters, self.POLYGONS_AS_TILES, context)
         options = dict(
-            tile_size=tile_size, crs=tiling_crs, anchor=anchor, clip=clip, max_tiles=max_tiles, confirm_many=confirm
+            tile_size=tile_size,
+            crs=tiling_crs,
+            anchor=anchor,
+            fit=fit,
+            clip=clip,
+            max_tiles=max_tiles,
+            confirm_many=confirm,
         )
 
         try:
@@ -183,9 +198,10 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
             JobDB.create(path, grid, overwrite=True).close()
         except (JobDBError, OSError) as exc:
             raise QgsProcessingException(str(exc)) from exc
+        sizes = size_range_text(grid)
         feedback.pushInfo(
-            tr("{count} tiles of {size:g} m in {crs} written to {path}").format(
-                count=len(grid), size=tile_size, crs=grid.crs, path=path
+            tr("{count} tiles{sizes} in {crs} written to {path}").format(
+                count=len(grid), sizes=f", {sizes}," if sizes else "", crs=grid.crs, path=path
             )
         )
         feedback.setProgress(100)

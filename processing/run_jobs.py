@@ -35,7 +35,7 @@ from ..core.jobdb import JobDB, JobDBError
 from ..core.jobspec import JobSpec, JobSpecError
 from ..core.run_counts import read_run_counts
 from ..core.run_loop import OUTCOME_DONE, OUTCOME_FAILED, drive
-from ..core.run_setup import make_scheduler
+from ..core.run_setup import make_scheduler, refuse_untileable
 from ..gis.auth import AuthConfigError, credentials_from_authcfg, fixed_credentials
 from ..gis.compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
 from .common import TileJobsAlgorithm, start_local_backend, tr
@@ -235,6 +235,11 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             if url and not use_local:
                 kind = auth_kind if credentials is not None else AUTH_NONE
                 profiles = [BackendProfile(name="backend", url=url, auth=kind, parallel_jobs=parallel)]
+            recorded = record.get("job_spec")
+            checked = spec or (JobSpec.from_dict(recorded) if recorded else None)
+            if checked is not None:
+                known = profiles or [BackendProfile.from_dict(b) for b in record.get("backends") or []]
+                refuse_untileable(checked, known, fixed_credentials(credentials))  # before any job is made
             scheduler = make_scheduler(
                 db,
                 spec=spec,

@@ -1,4 +1,5 @@
-"""core.grid: openeo split_area parity, cover without gap/overlap, stable ids, bad inputs."""
+"""core.grid: openeo split_area parity, fitted tiles without slivers, cover without gap/overlap, stable ids,
+bad inputs."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def openeo_split_area(aoi, **kw):
 
 
 def test_seed_grid_equals_openeo_split_area_in_utm_and_4326():
-    grid = make_grid(SEED_BBOX, tile_size=5000, crs="EPSG:32631")
+    grid = make_grid(SEED_BBOX, tile_size=5000, crs="EPSG:32631", fit=False)
     theirs = openeo_split_area(SEED_BBOX, projection="EPSG:32631", tile_size=5000)
     assert len(grid) == len(theirs) == 16
     assert grid.crs == "EPSG:32631"
@@ -53,7 +54,7 @@ def test_seed_polygon_aoi_in_4326_gets_the_utm_zone_and_matches_openeo():
     # A concave AOI in lon/lat: automatic UTM zone; same tiles as openeo (which also keeps tiles
     # that only touch the AOI's border; there are none here).
     aoi = shapely.Polygon([(4.30, 51.10), (4.55, 51.10), (4.55, 51.30), (4.45, 51.30), (4.45, 51.18), (4.30, 51.18)])
-    grid = make_grid(aoi, aoi_crs="EPSG:4326", tile_size=5000)
+    grid = make_grid(aoi, aoi_crs="EPSG:4326", tile_size=5000, fit=False)
     assert grid.crs == "EPSG:32631"
     # openeo takes a bare polygon to be in the grid CRS: give it the AOI projected like ours.
     aoi_utm = shapely.transform(aoi, _tf("EPSG:4326", "EPSG:32631"))
@@ -61,6 +62,88 @@ def test_seed_polygon_aoi_in_4326_gets_the_utm_zone_and_matches_openeo():
     assert len(grid) == len(theirs)
     for ours, their in zip(grid.geometries, theirs.geometry):
         assert shapely.equals_exact(ours, their, tolerance=1e-6)
+
+
+def test_seed_grid_is_the_same_fitted_or_not():
+    """The seed's 20 km x 20 km at 5 km is a whole number of tiles: fitting changes nothing."""
+    fitted = make_grid(SEED_BBOX, tile_size=5000, crs="EPSG:32631")
+    plain = make_grid(SEED_BBOX, tile_size=5000, crs="EPSG:32631", fit=False)
+    assert fitted.fit and not plain.fit
+    assert len(fitted) == len(plain) == 16
+    assert fitted.tile_ids == plain.tile_ids
+    assert np.array_equal(fitted.bounds, plain.bounds)
+    assert fitted.size_range() == ((5000.0, 5000.0), (5000.0, 5000.0))
+    assert fitted.parameters()["fit"] is True and plain.parameters()["fit"] is False
+
+
+def _square_on_the_ground(lon, lat, side):
+    """A lon/lat rectangle whose sides measure ``side`` metres on the ellipsoid: what a user draws."""
+    import pyproj
+
+    geod = pyproj.Geod(ellps="WGS84")
+    east, _, _ = geod.fwd(lon, lat, 90, side)
+    _, north, _ = geod.fwd(lon, lat, 0, side)
+    return shapely.box(lon, lat, east, north)
+
+
+def test_a_drawn_20_km_square_gets_no_sliver_tiles_when_fitted():
+    """The issue's example: a 20 x 20 km rectangle drawn in lon/lat near Antwerp is a little more than
+    20 km wide in UTM (meridian convergence), so 5 km squares leave slivers ~358 m wide."""
+    aoi = _square_on_the_ground(4.35, 51.15, 20_000)
+    plain = make_grid(aoi, aoi_crs="EPSG:4326", tile_size=5000, fit=False)
+    widths = plain.bounds[:, 2] - plain.bounds[:, 0]
+    heights = plain.bounds[:, 3] - plain.bounds[:, 1]
+    slivers = np.minimum(widths, heights) < 500
+    assert len(plain) >= 24 and slivers.sum() >= 8  # today: full tiles plus slivers
+    (small_w, small_h), _ = plain.size_range()
+    assert min(small_w, small_h) < 500
+
+    fitted = make_grid(aoi, aoi_crs="EPSG:4326", tile_size=5000)
+    west, south, east, north = fitted.aoi.bounds
+    n_cols, n_rows = int(np.ceil((east - west) / 5000)), int(np.ceil((north - south) / 5000))
+    assert (n_cols, n_rows) == (5, 5)
+    widths = fitted.bounds[:, 2] - fitted.bounds[:, 0]
+    heights = fitted.bounds[:, 3] - fitted.bounds[:, 1]
+    assert np.allclose(widths, (east - west) / n_cols) and np.allclose(heights, (north - south) / n_rows)
+    assert 4000 < widths.min() and widths.max() <= 5000 and 4000 < heights.min() and heights.max() <= 5000
+    (small_w, small_h), (large_w, large_h) = fitted.size_range()
+    assert round(small_w) == round(large_w) == 4072 and round(small_h) == round(large_h) == 4079
+    # still a cover of the area without gap or overlap
+    union = shapely.union_all(fitted.geometries)
+    assert fitted.aoi.difference(union).area < 1e-6 * fitted.aoi.area
+    assert abs(sum(t.area for t in fitted.geometries) - union.area) < 1e-6 * union.area
+
+
+def test_fit_makes_equal_tiles_no_larger_than_the_size():
+    # 20.3 km x 12 km in UTM: 5 x 3 tiles of 4060 x 4000 m instead of 4 full columns and a 300 m sliver
+    aoi = {"west": 590000, "south": 5660000, "east": 610300, "north": 5672000, "crs": "EPSG:32631"}
+    plain = make_grid(aoi, tile_size=5000, crs="EPSG:32631", fit=False)
+    assert plain.size_range() == ((300.0, 2000.0), (5000.0, 5000.0))
+    fitted = make_grid(aoi, tile_size=5000, crs="EPSG:32631")
+    assert len(fitted) == len(plain) == 15
+    assert np.allclose(fitted.size_range(), [[4060.0, 4000.0], [4060.0, 4000.0]])
+    assert fitted.bounds[:, 0].min() == 590000 and fitted.bounds[:, 2].max() == 610300  # exact outer edges
+    assert fitted.tile_ids == plain.tile_ids  # same columns and rows, same ids
+
+
+def test_tiles_whose_corner_only_touches_a_diagonal_edge_are_not_kept():
+    """Fitted nodes lie on the bounding box's diagonal (26 x 13 tiles here): a tile whose corner is on
+    the AOI's diagonal edge up to rounding is not a tile of the AOI (found by hypothesis)."""
+    aoi = shapely.Polygon([(494298, 5600000), (531799, 5618001), (500000, 5600000)])
+    for clip in (False, True):
+        grid = make_grid(aoi, aoi_crs="EPSG:32631", crs="EPSG:32631", tile_size=1500, clip=clip)
+        shared = shapely.area(shapely.intersection(grid.geometries, aoi))
+        assert np.all(shared > 1.0), np.sort(shared)[:3]  # every tile holds some of the area
+        assert all(g.geom_type in ("Polygon", "MultiPolygon") for g in grid.geometries)
+        assert aoi.difference(shapely.union_all(grid.geometries)).area <= 1e-6 * aoi.area
+
+
+def test_fit_does_not_change_a_global_grid():
+    aoi = {"west": 592345, "south": 5661234, "east": 610300, "north": 5672000, "crs": "EPSG:32631"}
+    a = make_grid(aoi, tile_size=5000, crs="EPSG:32631", anchor="global")
+    b = make_grid(aoi, tile_size=5000, crs="EPSG:32631", anchor="global", fit=False)
+    assert not a.fit and a.tile_ids == b.tile_ids and np.array_equal(a.bounds, b.bounds)
+    assert a.parameters()["fit"] is False
 
 
 def _tf(src, dst):
@@ -116,9 +199,16 @@ def aois(draw):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(aoi=aois(), size=st.floats(min_value=900, max_value=20_000), anchor=st.sampled_from(["aoi", "global"]))
-def test_tiles_cover_the_aoi_without_gap_or_overlap(aoi, size, anchor):
-    grid = make_grid(aoi, aoi_crs="EPSG:32631", crs="EPSG:32631", tile_size=size, anchor=anchor, confirm_many=True)
+@given(
+    aoi=aois(),
+    size=st.floats(min_value=900, max_value=20_000),
+    anchor=st.sampled_from(["aoi", "global"]),
+    fit=st.booleans(),
+)
+def test_tiles_cover_the_aoi_without_gap_or_overlap(aoi, size, anchor, fit):
+    grid = make_grid(
+        aoi, aoi_crs="EPSG:32631", crs="EPSG:32631", tile_size=size, anchor=anchor, fit=fit, confirm_many=True
+    )
     tiles = grid.geometries
     union = shapely.union_all(tiles)
     # no gap: nothing of the AOI is outside the tiles
@@ -132,12 +222,20 @@ def test_tiles_cover_the_aoi_without_gap_or_overlap(aoi, size, anchor):
     b = np.asarray(grid.bounds)
     if anchor == "global":
         assert np.allclose(b[:, 0], grid.cols * size) and np.allclose(b[:, 1], grid.rows * size)
+    elif fit:
+        # equal tiles, none larger than the size, none as small as the last would be without fitting
+        west, south, east, north = aoi.bounds
+        n_cols, n_rows = grid.node_x.size - 1, grid.node_y.size - 1
+        assert np.allclose(b[:, 2] - b[:, 0], (east - west) / n_cols)
+        assert np.allclose(b[:, 3] - b[:, 1], (north - south) / n_rows)
+        assert np.all(b[:, 2] - b[:, 0] <= size * (1 + 1e-9)) and np.all(b[:, 3] - b[:, 1] <= size * (1 + 1e-9))
+        assert (east - west) / n_cols > size * (n_cols - 1) / n_cols - 1e-6
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(aoi=aois(), size=st.floats(min_value=1500, max_value=20_000))
-def test_clipped_tiles_partition_the_aoi(aoi, size):
-    grid = make_grid(aoi, aoi_crs="EPSG:32631", crs="EPSG:32631", tile_size=size, clip=True, confirm_many=True)
+@given(aoi=aois(), size=st.floats(min_value=1500, max_value=20_000), fit=st.booleans())
+def test_clipped_tiles_partition_the_aoi(aoi, size, fit):
+    grid = make_grid(aoi, aoi_crs="EPSG:32631", crs="EPSG:32631", tile_size=size, fit=fit, clip=True, confirm_many=True)
     total = sum(t.area for t in grid.geometries)
     assert abs(total - aoi.area) <= 1e-6 * aoi.area
     assert all(t.geom_type in ("Polygon", "MultiPolygon") and t.area > 0 for t in grid.geometries)

@@ -130,6 +130,7 @@ def test_run_record_is_derived_readable_and_updatable(db, seed_grid):
         "crs": "EPSG:32631",
         "tile_size": 5000.0,
         "anchor": "aoi",
+        "fit": True,
         "clip": False,
         "tile_count": 16,
     }

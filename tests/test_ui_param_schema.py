@@ -88,3 +88,23 @@ def test_device_flow_instructions_are_parsed() -> None:
     complete = parse_instructions("Visit https://idp.example/device?user_code=WXYZ-1234 to authenticate.")
     assert complete.user_code == "WXYZ-1234"
     assert parse_instructions("[####      ] Authorization pending") is None
+
+
+def test_enum_array_is_a_checklist_with_min_and_max_items() -> None:
+    apex = Path(__file__).resolve().parent / "data" / "apex_udps" / "bap_composite.json"
+    bands = next(p for p in json.loads(apex.read_text())["parameters"] if p["name"] == "bands")
+    spec = ps.field_from_parameter(bands)
+    assert spec.kind == ps.ENUM_LIST and spec.min_items == 1 and spec.max_items is None
+    assert spec.choices[:3] == ("B02", "B03", "B04") and len(spec.choices) == 10
+    assert ps.initial_value(spec) == ["B04", "B03", "B02"]
+    assert ps.validate(spec, ["B08"]) is None
+    assert ps.validate(spec, []) == ps.Problem(ps.TOO_FEW, (1,))  # optional, but minItems holds
+    assert ps.validate(spec, ["B08", "B99"]).code == ps.NOT_A_CHOICE
+    pair = ps.field_from_parameter(
+        {"name": "p", "schema": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 2}}
+    )
+    assert pair.kind == ps.ENUM_LIST and pair.required
+    assert ps.validate(pair, ["a", "b", "c"]) == ps.Problem(ps.TOO_MANY, (2,))
+    assert ps.validate(pair, []) == ps.Problem(ps.REQUIRED)
+    # a plain array stays JSON; a temporal interval stays a date range
+    assert ps.kind_of({"type": "array", "items": {"type": "string"}}) == ps.JSON

@@ -88,6 +88,9 @@ class TileJobsDock(QDockWidget):
         self.process_page.credentials_for = self._credential_snapshot
         self.backends_page.profilesChanged.connect(self.process_page.refresh_backends)
         self.process_page.refresh_backends()
+        self.process_page.refused.connect(
+            lambda why: self.run_page.start_button.setEnabled(not why and not self.run_page.running)
+        )
         for source in (self.aoi_controller, self.grid_page, self.backends_page, self.process_page):
             source.message.connect(self.notify)
 

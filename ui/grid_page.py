@@ -1,4 +1,4 @@
-"""Step 2, Grid: tile size, tiling CRS, anchor, clipping; a live tile count and preview; "Create grid".
+"""Step 2, Grid: tile size, tiling CRS, anchor, fitting, clipping; a live tile count and preview; "Create grid".
 
 The count and preview are computed by :func:`core.grid.make_grid` in a background task,
 debounced while the user types; only the newest request's answer is shown.
@@ -57,10 +57,19 @@ PREVIEW_FILL = QColor(255, 140, 0, 0)
 class GridParameters:
     """The grid step's choices, as :func:`core.grid.make_grid` takes them."""
 
-    def __init__(self, tile_size: float, crs: Optional[str], anchor: str, clip: bool, max_tiles: int) -> None:
+    def __init__(
+        self,
+        tile_size: float,
+        crs: Optional[str],
+        anchor: str,
+        clip: bool,
+        max_tiles: int,
+        fit: bool = core_grid.DEFAULT_FIT,
+    ) -> None:
         self.tile_size = tile_size
         self.crs = crs
         self.anchor = anchor
+        self.fit = fit
         self.clip = clip
         self.max_tiles = max_tiles
 
@@ -71,6 +80,7 @@ class GridParameters:
             crs=self.crs,
             aoi_crs=aoi_crs,
             anchor=self.anchor,
+            fit=self.fit,
             clip=self.clip,
             max_tiles=self.max_tiles,
             confirm_many=confirm_many,
@@ -151,6 +161,16 @@ class GridPage(QWidget):
         self.anchor.setCurrentIndex(max(0, self.anchor.findData(settings.value("grid/anchor", "aoi", str))))
         add_field(form, tr("Anchor"), self.anchor, tr("Where the grid starts"))
 
+        self.fit = QCheckBox(tr("Fit tiles to the area"))  # no slivers: see the tooltip
+        self.fit.setToolTip(
+            tr(
+                "Equal tiles across the area, each as close to the tile size as possible and never larger. "
+                "Off: tiles of exactly the tile size with the rest in narrow edge tiles (openeo's split_area)."
+            )
+        )
+        self.fit.setChecked(settings.value("grid/fit", core_grid.DEFAULT_FIT, bool))
+        form.addRow(self.fit)
+
         self.clip = QCheckBox(tr("Clip tiles to the area"))
         self.clip.setChecked(settings.value("grid/clip", False, bool))
         form.addRow(self.clip)
@@ -207,6 +227,8 @@ class GridPage(QWidget):
         self.auto_crs.toggled.connect(self.schedule_preview)
         self.crs_widget.crsChanged.connect(self._crs_changed)
         self.anchor.currentIndexChanged.connect(self.schedule_preview)
+        self.anchor.currentIndexChanged.connect(self._anchor_changed)
+        self.fit.toggled.connect(self.schedule_preview)
         self.clip.toggled.connect(self.schedule_preview)
         self.max_tiles.valueChanged.connect(self.schedule_preview)
         self.show_preview.toggled.connect(lambda _: self._draw_preview())
@@ -214,6 +236,7 @@ class GridPage(QWidget):
         self.database.fileChanged.connect(self._database_changed)
         self.database_message.follow(self.database.fileChanged, lambda: self._database_problem(confirming=False))
         self.create_button.clicked.connect(self.create_grid)
+        self._anchor_changed()
 
     # inputs -------------------------------------------------------------------
     def set_aoi(self, aoi: Optional[Aoi]) -> None:
@@ -222,6 +245,9 @@ class GridPage(QWidget):
             self.create_message.clear_message()  # it was about the area (or the grid of the last one)
         self._update_auto_crs_label()
         self.schedule_preview()
+
+    def _anchor_changed(self, *_: Any) -> None:
+        self.fit.setEnabled(self.anchor.currentData() == "aoi")  # a global grid keeps its squares
 
     def _database_changed(self, path: str) -> None:
         if path.strip() != self._confirmed_overwrite:
@@ -258,6 +284,7 @@ class GridPage(QWidget):
             tile_size=self.tile_size.value(),
             crs=crs,
             anchor=self.anchor.currentData(),
+            fit=self.fit.isChecked(),
             clip=self.clip.isChecked(),
             max_tiles=self.max_tiles.value(),
         )
@@ -333,7 +360,9 @@ class GridPage(QWidget):
             return
         self.preview_grid = grid
         self.preview_count = len(grid)
-        text = tr("{count:,} tiles of {size:g} m in {crs}").format(count=len(grid), size=grid.tile_size, crs=grid.crs)
+        # e.g. "24 tiles, 358 × 5000 m to 5000 × 5000 m, in EPSG:32631": the count, the smallest and largest tile
+        sizes = core_grid.size_range_text(grid)
+        text = tr("{count:,} tiles, {sizes}, in {crs}").format(count=len(grid), sizes=sizes, crs=grid.crs)
         if grid.messages:
             text += "\n" + "\n".join(grid.messages)
         self.count_label.setText(text)
@@ -447,6 +476,7 @@ class GridPage(QWidget):
         settings.set_value("grid/tile_size", params.tile_size)
         settings.set_value("grid/crs", params.crs or "")
         settings.set_value("grid/anchor", params.anchor)
+        settings.set_value("grid/fit", params.fit)
         settings.set_value("grid/clip", params.clip)
         settings.set_value("grid/max_tiles", params.max_tiles)
         settings.set_value("grid/database", self.database.filePath().strip())

@@ -15,6 +15,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QStyle,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -57,6 +58,10 @@ def problem_text(problem: ps.Problem) -> str:
         return tr("Does not match the expected form {pattern}.").format(pattern=args[0])
     if problem.code == ps.BAD_JSON:
         return tr("Not valid JSON: {error}").format(error=args[0] if args else "")
+    if problem.code == ps.TOO_FEW:
+        return tr("Tick at least {count}.").format(count=args[0])
+    if problem.code == ps.TOO_MANY:
+        return tr("Tick at most {count}.").format(count=args[0])
     return problem.code
 
 
@@ -84,6 +89,48 @@ def _date_value(edit: QgsDateEdit) -> Optional[str]:
     if edit.isNull():
         return None
     return edit.date().toString("yyyy-MM-dd")
+
+
+class EnumChecklist(QWidget):
+    """An array of enum values as check boxes (e.g. the ``bands`` of APEx's bap_composite).
+
+    The value keeps the order the user ticked the boxes in (after the order it was given in), since
+    order matters for lists such as bands; a line below the boxes shows it.
+    """
+
+    changed = pyqtSignal()
+
+    def __init__(self, choices: tuple, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        grid = QGridLayout()
+        columns = 4 if all(len(str(c)) <= 6 for c in choices) else 1  # short codes side by side
+        self.boxes: dict[Any, QCheckBox] = {}
+        for i, choice in enumerate(choices):
+            box = QCheckBox(str(choice))
+            box.toggled.connect(lambda checked, c=choice: self._toggled(c, checked))
+            grid.addWidget(box, i // columns, i % columns)
+            self.boxes[choice] = box
+        column.addLayout(grid)
+        self.order_label = hint("")
+        column.addWidget(self.order_label)
+        self.selected: list = []
+
+    def _toggled(self, choice: Any, checked: bool) -> None:
+        if checked and choice not in self.selected:
+            self.selected.append(choice)
+        elif not checked and choice in self.selected:
+            self.selected.remove(choice)
+        self.order_label.setText(tr("In this order: {items}").format(items=", ".join(map(str, self.selected))))
+        self.changed.emit()
+
+    def set_selected(self, values: Any) -> None:
+        wanted = [v for v in values if v in self.boxes] if isinstance(values, (list, tuple)) else []
+        for box in self.boxes.values():
+            box.setChecked(False)
+        for value in wanted:
+            self.boxes[value].setChecked(True)
 
 
 class FieldEditor:
@@ -119,6 +166,8 @@ class FieldEditor:
                 self.widget.addItem("", None)
             for choice in spec.choices:
                 self.widget.addItem(str(choice), choice)
+        elif kind == ps.ENUM_LIST:
+            self.widget = EnumChecklist(spec.choices)
         elif kind == ps.BOOLEAN:
             self.widget = QCheckBox()
         elif kind == ps.BBOX:
@@ -172,6 +221,8 @@ class FieldEditor:
         elif kind == ps.ENUM:
             index = self.widget.findData(value)
             self.widget.setCurrentIndex(max(index, 0))
+        elif kind == ps.ENUM_LIST:
+            self.widget.set_selected(value)
         elif kind == ps.BOOLEAN:
             self.widget.setChecked(bool(value))
         elif kind == ps.BBOX:
@@ -197,6 +248,8 @@ class FieldEditor:
             return [_date_value(self.start), _date_value(self.end)]
         if kind == ps.ENUM:
             return self.widget.currentData()
+        if kind == ps.ENUM_LIST:
+            return list(self.widget.selected)
         if kind == ps.BOOLEAN:
             return self.widget.isChecked()
         if kind == ps.BBOX:
@@ -229,6 +282,8 @@ class FieldEditor:
         kind = self.spec.kind
         if raw is None or raw == "" or (kind == ps.DATE_RANGE and raw == [None, None]):
             return None
+        if kind == ps.ENUM_LIST and not raw:
+            return None  # nothing ticked (allowed only when optional): the process's default applies
         if kind == ps.NUMBER:
             return float(raw)
         if kind == ps.INTEGER:
@@ -253,6 +308,8 @@ class FieldEditor:
             return [self.widget.valueChanged]
         if kind == ps.ENUM:
             return [self.widget.currentIndexChanged]
+        if kind == ps.ENUM_LIST:
+            return [self.widget.changed]
         if kind == ps.BOOLEAN:
             return [self.widget.toggled]
         if kind == ps.GEOMETRY:

@@ -20,6 +20,7 @@ DATE_RANGE = "date_range"
 NUMBER = "number"
 INTEGER = "integer"
 ENUM = "enum"
+ENUM_LIST = "enum_list"  # an array whose items are one of a list of values: a checklist
 BOOLEAN = "boolean"
 STRING = "string"
 BBOX = "bbox"
@@ -48,7 +49,9 @@ class FieldSpec:
     maximum: Optional[float] = None
     exclusive_minimum: bool = False
     exclusive_maximum: bool = False
-    choices: tuple = ()
+    choices: tuple = ()  #: an ENUM's values, or the values an ENUM_LIST's items may take
+    min_items: Optional[int] = None  #: an ENUM_LIST's minItems / maxItems
+    max_items: Optional[int] = None
     pattern: Optional[str] = None
     schema: Any = field(default=None, compare=False, repr=False)
 
@@ -78,6 +81,8 @@ BAD_BBOX = "bad_bbox"
 BBOX_ORDER = "bbox_order"
 PATTERN = "pattern"
 BAD_JSON = "bad_json"
+TOO_FEW = "too_few"
+TOO_MANY = "too_many"
 
 
 def _schemas(schema: Any) -> list[dict]:
@@ -120,6 +125,14 @@ def _is_temporal_interval(schema: dict) -> bool:
     return False
 
 
+def _item_choices(schema: dict) -> tuple:
+    """The values an array's items may take (``items: {"enum": [...]}``), else ()."""
+    if "array" not in _types(schema):
+        return ()
+    items = [s for s in _schemas(schema.get("items", {})) if not _is_null(s)]
+    return tuple(items[0]["enum"]) if len(items) == 1 and isinstance(items[0].get("enum"), list) else ()
+
+
 def kind_of(schema: Any) -> str:
     """The form field kind for a parameter schema (alternatives: the first supported one wins)."""
     alternatives = [s for s in _schemas(schema) if not _is_null(s)]
@@ -137,6 +150,9 @@ def kind_of(schema: Any) -> str:
     for s in alternatives:
         if "enum" in s:
             return ENUM
+    for s in alternatives:
+        if _item_choices(s):
+            return ENUM_LIST
     for s in alternatives:
         if _is_date(s):
             return DATE
@@ -185,7 +201,9 @@ def field_from_parameter(parameter: dict) -> FieldSpec:
         maximum=maximum,
         exclusive_minimum=bool(exclusive_minimum),
         exclusive_maximum=bool(exclusive_maximum),
-        choices=tuple(main.get("enum", ())),
+        choices=_item_choices(main) if kind == ENUM_LIST else tuple(main.get("enum", ())),
+        min_items=main.get("minItems") if kind == ENUM_LIST else None,
+        max_items=main.get("maxItems") if kind == ENUM_LIST else None,
         pattern=main.get("pattern"),
         schema=schema,
     )
@@ -235,6 +253,8 @@ def validate(spec: FieldSpec, value: Any) -> Optional[Problem]:
         return _validate_number(spec, value)
     if spec.kind == ENUM:
         return None if value in spec.choices else Problem(NOT_A_CHOICE, (", ".join(map(str, spec.choices)),))
+    if spec.kind == ENUM_LIST:
+        return _validate_enum_list(spec, value)
     if spec.kind in (DATE, DATETIME):
         return None if _parse_date(value, spec.kind == DATETIME) else Problem(BAD_DATE, (str(value),))
     if spec.kind == DATE_RANGE:
@@ -261,6 +281,19 @@ def _validate_number(spec: FieldSpec, value: Any) -> Optional[Problem]:
     if spec.maximum is not None:
         if number > spec.maximum or (spec.exclusive_maximum and number == spec.maximum):
             return Problem(ABOVE_MAXIMUM, (_fmt(spec.maximum), spec.exclusive_maximum))
+    return None
+
+
+def _validate_enum_list(spec: FieldSpec, value: Any) -> Optional[Problem]:
+    """A list of the allowed values with the schema's number of items (nothing chosen: required or not)."""
+    if not isinstance(value, (list, tuple)) or any(item not in spec.choices for item in value):
+        return Problem(NOT_A_CHOICE, (", ".join(map(str, spec.choices)),))
+    if not value and not spec.min_items:
+        return Problem(REQUIRED) if spec.required and not spec.nullable else None
+    if spec.min_items is not None and len(value) < spec.min_items:
+        return Problem(TOO_FEW, (spec.min_items,))
+    if spec.max_items is not None and len(value) > spec.max_items:
+        return Problem(TOO_MANY, (spec.max_items,))
     return None
 
 
@@ -306,6 +339,8 @@ def initial_value(spec: FieldSpec) -> Any:
         return False
     if spec.kind == DATE_RANGE:
         return [None, None]
+    if spec.kind == ENUM_LIST:
+        return []
     if spec.kind == ENUM and spec.choices:
         return spec.choices[0] if spec.required else None
     return None

@@ -59,6 +59,8 @@ def parameter_dicts(parameters) -> list[dict[str, Any]]:
 
 class ProcessPage(QWidget):
     definitionLoaded = pyqtSignal()
+    #: Why the process cannot run per tile ("" when it can): Start is disabled meanwhile.
+    refused = pyqtSignal(str)
     message = pyqtSignal(str, int)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -71,6 +73,7 @@ class ProcessPage(QWidget):
         self.fields: list[ps.FieldSpec] = []
         self._task = None
         self._spec_loaded: Optional[dict] = None
+        self.refusal = ""  #: why the loaded process cannot be tiled, shown in the Process step
 
         layout = QVBoxLayout(self)
         layout.addWidget(
@@ -286,22 +289,34 @@ class ProcessPage(QWidget):
         def failed(error: BaseException) -> None:
             self.load_button.setEnabled(True)
             self.summary.setText(tr("Load a process definition to see its parameters."))
+            if isinstance(error, jobspec.NotTileableError):  # never run the process loaded before instead
+                self.resolved = None
+                self.form.set_fields([])
+                self.geometry_combo.clear()
+                self._set_refusal(str(error))
             self.load_message.show_message(str(error))
             self.message.emit(tr("Cannot load the process: {error}").format(error=error), Qgis.MessageLevel.Warning)
 
         self._task = run_in_background(tr("Loading the process definition"), work, done, failed)
         self._task_refs = (snapshot,)
 
+    def _set_refusal(self, text: str) -> None:
+        self.refusal = text
+        self.refused.emit(text)
+
     def show_definition(self, resolved: jobspec.ResolvedProcess) -> None:
         self.resolved = resolved
+        self._set_refusal("")
         self.load_message.clear_message()
         self.fields = ps.fields_from_parameters(parameter_dicts(resolved.parameters))
         geometry = resolved.geometry_parameter or ps.geometry_field(self.fields)
         self.geometry_combo.blockSignals(True)
         self.geometry_combo.clear()
         self.geometry_combo.addItem(tr("(none: every tile runs the same)"), None)
+        takers = {p.name for p in resolved.parameters if jobspec.may_take_area(p)}
         for spec in self.fields:
-            self.geometry_combo.addItem(spec.name, spec.name)
+            if spec.name in takers:  # not e.g. temporal_extent: the tile's area could not go there
+                self.geometry_combo.addItem(spec.name, spec.name)
         self.geometry_combo.setCurrentIndex(max(0, self.geometry_combo.findData(geometry)))
         self.geometry_combo.blockSignals(False)
         self.form.set_fields(self.fields, geometry)
@@ -323,7 +338,7 @@ class ProcessPage(QWidget):
     # result --------------------------------------------------------------------------------
     def validate(self) -> bool:
         if self.resolved is None:
-            self.load_message.show_message(tr("Load the process definition first."))
+            self.load_message.show_message(self.refusal or tr("Load the process definition first."))
             return False
         ok = self.form.validate()
         if self.geometry_combo.currentData() is None:
