@@ -14,7 +14,7 @@ from pathlib import Path
 import openeo
 import pytest
 
-from openeo_tile_jobs.local_backend import pool
+from openeo_tile_jobs.local_backend import pool, worker_init
 
 TILE = {
     "type": "Polygon",
@@ -144,4 +144,4 @@ def test_a_worker_killed_mid_job_fails_only_that_job(local_backend_factory):
 def test_workers_compute_at_a_lower_cpu_priority_than_the_server(local_backend):
     run_composite(local_backend)
     (pid, *_) = local_backend.worker_pids()
-    assert os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10
+    assert os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + worker_init.NICENESS > 0
