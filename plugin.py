@@ -33,6 +33,7 @@ class TileJobsPlugin:
         self.dock = None
         self.actions: list[QAction] = []
         self.toggle_dock_action: QAction | None = None
+        self._unwatch_project = None
         self._log_handler = install_handler()
 
     # Processing ---------------------------------------------------------
@@ -46,6 +47,9 @@ class TileJobsPlugin:
         self.initProcessing()
         if self.iface is None:
             return
+        from .gis.tile_layer import watch_project
+
+        self._unwatch_project = watch_project()  # tile layers of a project being read stay live
         from .ui.dock import TileJobsDock
 
         self.toolbar = self.iface.addToolBar(PLUGIN_NAME)
@@ -100,6 +104,9 @@ class TileJobsPlugin:
         self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.Warning, 0)
 
     def unload(self) -> None:
+        if self._unwatch_project is not None:
+            self._unwatch_project()
+            self._unwatch_project = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
