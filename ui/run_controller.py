@@ -30,9 +30,11 @@ from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
 from ..core import statuses
 from ..core.events import Progress, StatusChange
 from ..core.jobdb import JobDB
-from ..core.run_setup import make_scheduler, recorded_output_dir
+from ..core.jobspec import JobSpec
+from ..core.run_setup import make_scheduler, move_backend, recorded_output_dir, recorded_profiles, recorded_spec
 from ..core.scheduler import Scheduler
 from ..gis.run_session import RunSession
+from . import local_demo
 from .i18n import translator
 from .proxies import qgis_proxies
 from .tasks import run_in_background
@@ -63,6 +65,7 @@ class RunController(QObject):
         self.log_dialogs: list[QDialog] = []
         self.last_outcome: Optional[str] = None
         self._keep: list[Any] = []
+        self._preparing = False  # Start waits for the Local demo backend to come up
 
         dock.grid_page.writer = self._write_job_database
         dock.grid_page.gridCreated.connect(self._grid_created)
@@ -93,6 +96,9 @@ class RunController(QObject):
         self.tile_tool.setAction(self.tile_tool_action)
         self.page.set_map_tool_action(self.tile_tool_action)
         self.layer_action = None
+        from .run_resume import RunList
+
+        self.run_list = RunList(self, dock.iface, dock.show_step, self)
 
     @property
     def tile_layer(self) -> Optional[QgsVectorLayer]:
@@ -137,6 +143,7 @@ class RunController(QObject):
         record = self.db.run_record()
         if not self.page.output.filePath():
             self.page.output.setFilePath(str(recorded_output_dir(record, self.db.path)))
+        self.run_list.refresh()
 
     def open_run(self, path: str) -> bool:
         """Open an earlier run's job database (to watch it, or to resume it with Start)."""
@@ -176,10 +183,18 @@ class RunController(QObject):
         if self.db is None:
             page.start_message.show_message(tr("Create the grid first (step Grid)."))
             problems.append(1)
+        record = self.db.run_record() if self.db is not None else {}
         output_ok = page.validate_output()
-        if not self.dock.backends_page.validate():
+        # What the panel shows wins; a reopened run the panel knows nothing of runs as it was recorded.
+        profiles = list(self.dock.backends_page.profiles) or recorded_profiles(record)
+        if not profiles and not self.dock.backends_page.validate():
             problems.append(2)
-        spec = self.dock.process_page.job_spec()
+        process = self.dock.process_page
+        spec: Optional[JobSpec] = None
+        if process.resolved is None:
+            spec = recorded_spec(record)
+        if spec is None:
+            spec = process.job_spec()
         if spec is None:
             problems.append(3)
         if problems or not output_ok:
@@ -189,16 +204,54 @@ class RunController(QObject):
                 page.start_message.show_message(tr("Fix the fields marked in red first."))
             return None
         page.start_message.clear_message()
-        profiles = list(self.dock.backends_page.profiles)
         return {"spec": spec, "output": page.output.filePath().strip(), "profiles": profiles}
 
     def start(self) -> bool:
-        """Start, or resume, the run. Returns False (and shows why) when a step is not ready."""
-        if self.running:
+        """Start, or resume, the run. Returns False (and shows why) when a step is not ready.
+
+        A Local demo backend among the backends is started first when it is not running (QGIS
+        was restarted), in a background task; the run then starts from there.
+        """
+        if self.running or self._preparing:
             return False
         run = self.validate()
         if run is None:
             return False
+        if any(p.preset == local_demo.PRESET and p.url != local_demo.running_url() for p in run["profiles"]):
+            self._preparing = True
+            self.page.start_button.setEnabled(False)
+
+            def ready(profiles: list) -> None:
+                self._preparing = False
+                self.page.start_button.setEnabled(True)
+                self._start(self._moved(run, profiles))
+
+            def failed(error: BaseException) -> None:
+                self._preparing = False
+                self.page.start_button.setEnabled(True)
+                self.page.start_message.show_message(str(error))
+
+            self._keep = [
+                run_in_background(
+                    tr("Starting the Local demo backend"),
+                    lambda _task: [local_demo.ready_profile(p) for p in run["profiles"]],
+                    ready,
+                    failed,
+                )
+            ]
+            return True
+        return self._start(run)
+
+    def _moved(self, run: dict[str, Any], profiles: list) -> dict[str, Any]:
+        """``run`` with the backends at their current URLs (the process URL moved along with its backend)."""
+        spec = run["spec"]
+        for old, new in zip(run["profiles"], profiles):
+            if old.url != new.url:
+                spec = move_backend(spec, old.url, new.url)
+                self.dock.backends_page.update_url(new)
+        return {**run, "spec": spec, "profiles": profiles}
+
+    def _start(self, run: dict[str, Any]) -> bool:
         from .credentials import CredentialSnapshot
 
         self.snapshot = CredentialSnapshot(run["profiles"], self)
@@ -424,6 +477,7 @@ class RunController(QObject):
 
     def close_down(self) -> None:
         self.stop()
+        self.run_list.close_down()
         canvas = self.dock.iface.mapCanvas()
         if canvas.mapTool() is self.tile_tool:
             canvas.unsetMapTool(self.tile_tool)
