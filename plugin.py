@@ -34,6 +34,7 @@ class TileJobsPlugin:
         self.actions: list[QAction] = []
         self.toggle_dock_action: QAction | None = None
         self._unwatch_project = None
+        self.quit_guard = None
         self._log_handler = install_handler()
 
     # Processing ---------------------------------------------------------
@@ -50,6 +51,9 @@ class TileJobsPlugin:
         from .gis.tile_layer import watch_project
 
         self._unwatch_project = watch_project()  # tile layers of a project being read stay live
+        from .ui.quit_guard import QuitGuard
+
+        self.quit_guard = QuitGuard(self.iface)  # quitting during a run stops it, then quits
         from .ui.dock import TileJobsDock
 
         self.toolbar = self.iface.addToolBar(PLUGIN_NAME)
@@ -107,6 +111,9 @@ class TileJobsPlugin:
         if self._unwatch_project is not None:
             self._unwatch_project()
             self._unwatch_project = None
+        if self.quit_guard is not None:
+            self.quit_guard.remove()
+            self.quit_guard = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -23,7 +23,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 from ..core import statuses
 from ..core.events import EngineListener, LogLine, Progress, StatusChange
 from .mosaic import MosaicBuilder
-from .run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
+from .run_loop import DEFAULT_INTERVAL, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
 
 _log = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ class RunTask(QgsTask):
         until_done: bool = True,
     ) -> None:
         self.run_name = name or Path(str(getattr(scheduler.db, "path", "run"))).stem
-        super().__init__(describe(self.run_name, None), QgsTask.Flag.CanCancel)
+        # CancelWithoutPrompt (QGIS >= 3.26): QGIS quits during a run without asking to cancel it first.
+        flags = QgsTask.Flag.CanCancel | getattr(QgsTask.Flag, "CancelWithoutPrompt", QgsTask.Flag.CanCancel)
+        super().__init__(describe(self.run_name, None), flags)
         self.scheduler = scheduler
         self.interval = interval
         self.mosaic = mosaic
@@ -144,7 +146,8 @@ class RunTask(QgsTask):
             self.result = DriveResult(outcome=OUTCOME_FAILED, error=str(exc))
         finally:
             self.scheduler.unsubscribe(self._relay)
-        return self.result.outcome == OUTCOME_DONE or (self.result.outcome != OUTCOME_FAILED and not self.isCanceled())
+        # A stop is not a failure: returning False would make QGIS announce "Task failed".
+        return self.result.outcome != OUTCOME_FAILED
 
     def _on_round(self, report: Any) -> None:
         progress = report.progress
