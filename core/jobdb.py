@@ -333,9 +333,7 @@ class JobDB:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {TILES_TABLE, RUN_TABLE} <= names:
                 raise JobDBError(f"{path} is a GeoPackage but not an openEO Tile Jobs run (no tiles/run tables).")
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(conn)
             conn.execute(
                 "PRAGMA synchronous = FULL"
             )  # a commit (e.g. a client_token before POST /jobs) survives a power cut
@@ -664,6 +662,28 @@ class JobDB:
         return changed
 
 
+#: How long switching a file back to WAL may wait for other connections (QGIS's own, another
+#: QGIS's) before the file is used in the journal mode it has (correct, only not lock-free).
+WAL_SWITCH_TIMEOUT_MS = 500
+
+
+def _ensure_wal(conn: sqlite3.Connection) -> str:
+    """Put the file back in WAL mode when a tool switched it (QGIS returns GeoPackages it closes to
+    a rollback journal); never waits long for it: returns the mode the file is used in."""
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+    if mode == "wal":
+        return mode
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {WAL_SWITCH_TIMEOUT_MS}")
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower()
+    except sqlite3.OperationalError:  # busy: another connection is in the middle of something
+        pass
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {timeout}")
+    return mode
+
+
 def hold_wal(path: Union[str, Path]) -> sqlite3.Connection:
     """A connection that keeps a run file's WAL files (``-wal``, ``-shm``) in place while it is open.
 
@@ -675,8 +695,7 @@ def hold_wal(path: Union[str, Path]) -> sqlite3.Connection:
     """
     conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
     try:
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")  # a tool switched it back; ours is WAL
+        _ensure_wal(conn)
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the WAL, takes the lock
     except sqlite3.Error:
         conn.close()

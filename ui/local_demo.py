@@ -163,6 +163,7 @@ class BackendProcess:
         while time.monotonic() < deadline:
             line = process.stdout.readline().decode("utf-8", "replace")
             if not line and process.poll() is not None:
+                process.stdout.close()
                 raise OSError(f"the Local demo backend exited ({process.returncode}); see {folder / 'backend.log'}")
             match = _READY.search(line)
             if match:

@@ -257,7 +257,7 @@ class RunController(QObject):
         self.snapshot = CredentialSnapshot(run["profiles"], self)
         try:
             self.scheduler = make_scheduler(
-                self.db,
+                self.db.path,  # a connection of its own: the panel's reads never wait for the engine's commits
                 spec=run["spec"],
                 profiles=run["profiles"],
                 output_dir=run["output"],
