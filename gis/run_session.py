@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from qgis.core import QgsProject
-from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..core.scheduler import Scheduler
 from .mosaic import MosaicBuilder
@@ -74,6 +74,12 @@ class RunSession(QObject):
         self.updater = TileLayerUpdater(self.layer, parent=self)
         self.task: Optional[RunTask] = None
         self.last_result: Optional[DriveResult] = None
+        # Results arriving during a run are added one tile per event-loop turn: opening a raster
+        # layer costs 15-100 ms of main thread here, so a burst would freeze the map for longer.
+        self._queued: list[tuple[Any, list[str]]] = []
+        self._result_timer = QTimer(self)
+        self._result_timer.setInterval(0)
+        self._result_timer.timeout.connect(self._show_next)
 
     @property
     def running(self) -> bool:
@@ -111,7 +117,7 @@ class RunSession(QObject):
         ):
             getattr(task, name).connect(getattr(self, name).emit)
         if self.results_mode == RESULTS_LAYERS:
-            task.resultsReady.connect(self.show_results)
+            task.resultsReady.connect(self.queue_results)
         elif self.results_mode == RESULTS_MOSAIC:
             task.mosaicUpdated.connect(self.show_mosaic)
         task.runEnded.connect(self._ended)
@@ -128,10 +134,24 @@ class RunSession(QObject):
 
     def show_results(self, results: dict[Any, list[str]]) -> list:
         """Add result layers: ``{tile_id: [paths]}`` (already shown files are skipped)."""
-        added = self.results.add_results(results)
+        opened = self.task.opened_layers if self.task is not None else None
+        added = self.results.add_results(results, opened)
         if added:
             self.resultsShown.emit(added)
         return added
+
+    def queue_results(self, results: dict[Any, list[str]]) -> None:
+        """Show ``{tile_id: [paths]}`` soon, one tile per event-loop turn."""
+        self._queued.extend((tile_id, list(paths)) for tile_id, paths in results.items())
+        if not self._result_timer.isActive():
+            self._result_timer.start()
+
+    def _show_next(self) -> None:
+        if self._queued:
+            tile_id, paths = self._queued.pop(0)
+            self.show_results({tile_id: paths})
+        if not self._queued:
+            self._result_timer.stop()
 
     def show_mosaic(self, vrt_paths: list) -> list:
         shown = self.results.show_mosaic(vrt_paths)
@@ -141,6 +161,8 @@ class RunSession(QObject):
 
     def _ended(self, outcome: str, result: DriveResult) -> None:
         self.updater.flush()
+        while self._queued:  # the run is over: show what is left now
+            self._show_next()
         self.task = None
         self.last_result = result
         self.runEnded.emit(outcome, result)

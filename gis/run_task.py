@@ -124,6 +124,8 @@ class RunTask(QgsTask):
         self.cancel_remote_jobs = cancel_remote_jobs
         self.until_done = until_done
         self.result: Optional[DriveResult] = None
+        #: Result layers opened in the worker, by normalised path (``ResultLayers.add_results(opened=)``).
+        self.opened_layers: dict[str, Any] = {}
         self._relay = _Relay(self)
         self._describe.connect(self.setDescription)  # queued: the description is set on the main thread
 
@@ -136,7 +138,7 @@ class RunTask(QgsTask):
                 self.isCanceled,
                 interval=self.interval,
                 on_round=self._on_round,
-                on_results=self.resultsReady.emit,
+                on_results=self._results_ready,
                 mosaic=self.mosaic,
                 on_mosaic=self.mosaicUpdated.emit,
                 until_done=self.until_done,
@@ -148,6 +150,24 @@ class RunTask(QgsTask):
             self.scheduler.unsubscribe(self._relay)
         # A stop is not a failure: returning False would make QGIS announce "Task failed".
         return self.result.outcome != OUTCOME_FAILED
+
+    def _results_ready(self, results: dict[Any, list[str]]) -> None:
+        """Worker thread: open the new rasters here (not on QGIS's main thread), then announce them."""
+        from qgis.PyQt.QtCore import QCoreApplication
+
+        from .mosaic import is_raster_result
+        from .result_layers import open_result_layer, result_key
+
+        if self.mosaic is None:
+            main = QCoreApplication.instance().thread()
+            for paths in results.values():
+                for path in paths:
+                    if is_raster_result(path) and result_key(path) not in self.opened_layers:
+                        layer = open_result_layer(path)
+                        if layer is not None:
+                            layer.moveToThread(main)
+                            self.opened_layers[result_key(path)] = layer
+        self.resultsReady.emit(results)
 
     def _on_round(self, report: Any) -> None:
         progress = report.progress

@@ -206,9 +206,12 @@ def tile_centres() -> dict[str, tuple[float, float]]:
 
 def db_statuses() -> dict[str, str]:
     """The statuses in the run file, read through a connection of the driver's own (never the panel's)."""
-    if not READER:
-        READER.append(sqlite3.connect(f"file:{RUN_FILE}?mode=ro", uri=True, check_same_thread=False))
-    return dict(READER[0].execute("SELECT tile_id, status FROM tiles").fetchall())
+    HEARTBEAT.pause()  # the test's own reading, not the plugin's work
+    conn = sqlite3.connect(f"file:{RUN_FILE}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT tile_id, status FROM tiles").fetchall())
+    finally:
+        conn.close()
 
 
 def grab_classes() -> dict[str, str]:
@@ -239,6 +242,10 @@ class Watch:
         self.timer.start()
 
     def sample(self) -> None:
+        truth = RESULT.setdefault("statuses_seen", [])
+        now = db_statuses()
+        if not truth or truth[-1][1] != now:
+            truth.append((round(time.monotonic() - STARTED, 2), now))
         for tile, shown in grab_classes().items():
             colours = self.seen.setdefault(tile, [])
             if not colours or colours[-1] != shown:
@@ -398,9 +405,8 @@ def resume_phase():
     yield until(lambda: resume_button() is not None, 20, "the resume offer")
     step("offer", runs=[panel.run_page.runs.itemText(i) for i in range(panel.run_page.runs.count())])
     QTest.mouseClick(resume_button(), Qt.MouseButton.LeftButton)
-    RESULT["after_resume_click"] = file_state()
-    HEARTBEAT.measuring = True
     yield until(lambda: controller().running, 60, "the resumed run")
+    HEARTBEAT.measuring = True  # during the run (as in the first phase: after Start's own work)
     global CENTRES
     CENTRES = tile_centres()
     WATCH.append(Watch())

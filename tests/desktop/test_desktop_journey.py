@@ -233,6 +233,10 @@ def test_the_analysts_journey_in_the_qgis_desktop(display, tmp_path, qgis_app, r
     # the second reader saw the run progress and end, with no read error
     assert len(reader[0].seen) >= 2 and set(reader[0].seen[-1].values()) == {"finished"}, reader[0].seen
     assert errors == []
+    # the run file stayed a WAL database with its -wal all along: QGIS never read it lock-free or IMMUTABLE
+    for phase in (first, resume):
+        held = [s["file"] for s in phase["steps"] if s["file"]]
+        assert all(f["mode"] == "wal" and f"{run_file.name}-wal" in f["files"] for f in held), held
     figures.append(lateness_line("resumed run", resume["lateness_ms"]))
     assert max(resume["lateness_ms"]) <= MAX_LATENESS_MS, figures[-1]
     figures.append(f"desktop journey: {time.monotonic() - started:.0f} s, screenshots in {SHOTS}")
