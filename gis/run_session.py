@@ -26,7 +26,7 @@ from ..core.scheduler import Scheduler
 from .mosaic import MosaicBuilder
 from .result_layers import DEFAULT_RAMP, ResultLayers
 from .run_loop import DEFAULT_INTERVAL, DriveResult
-from .run_task import RunTask, start_task
+from .run_task import RunTask, engine_signals, relay_engine_signals, start_task
 from .tile_layer import TileLayerUpdater, add_tile_layer
 
 RESULTS_LAYERS = "layers"
@@ -42,13 +42,7 @@ class RunSession(QObject):
     session, not once per start.
     """
 
-    statusChanged = pyqtSignal(object)
-    resultStatusChanged = pyqtSignal(object)
-    progressReported = pyqtSignal(object)
-    costsChanged = pyqtSignal(float, object)
-    logLine = pyqtSignal(object)
-    needsSignIn = pyqtSignal(str, str)
-    backendStateChanged = pyqtSignal(str, str, str)
+    engine_signals(locals())  # the engine's events (core.events.ENGINE_EVENTS), as the task's
     resultsShown = pyqtSignal(object)  # list of result layers just added / updated
     runEnded = pyqtSignal(str, object)  # outcome ("done", "stopped", "failed"), DriveResult
 
@@ -106,16 +100,7 @@ class RunSession(QObject):
             cancel_remote_jobs=cancel_remote_jobs,
         )
         task.statusChanged.connect(self.updater.on_status_changed)
-        for name in (
-            "statusChanged",
-            "resultStatusChanged",
-            "progressReported",
-            "costsChanged",
-            "logLine",
-            "needsSignIn",
-            "backendStateChanged",
-        ):
-            getattr(task, name).connect(getattr(self, name).emit)
+        relay_engine_signals(task, self)
         if self.results_mode == RESULTS_LAYERS:
             task.resultsReady.connect(self.queue_results)
         elif self.results_mode == RESULTS_MOSAIC:

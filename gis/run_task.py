@@ -21,7 +21,7 @@ from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core import statuses
-from ..core.events import EngineListener, LogLine, Progress, StatusChange
+from ..core.events import ENGINE_EVENTS, EngineListener, Progress
 from .mosaic import MosaicBuilder
 from .run_loop import DEFAULT_INTERVAL, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
 
@@ -32,31 +32,23 @@ RUNNING: set[RunTask] = set()
 
 
 class _Relay(EngineListener):
-    """Engine listener (called in the worker thread) that re-emits everything as the task's signals."""
+    """Engine listener (called in the worker thread) that re-emits every event as the task's signal."""
 
     def __init__(self, task: RunTask) -> None:
-        self.task = task
+        for method, (signal, _types) in ENGINE_EVENTS.items():
+            setattr(self, method, getattr(task, signal).emit)
 
-    def on_status_changed(self, change: StatusChange) -> None:
-        self.task.statusChanged.emit(change)
 
-    def on_result_status_changed(self, change: StatusChange) -> None:
-        self.task.resultStatusChanged.emit(change)
+def engine_signals(namespace: dict[str, Any]) -> None:
+    """Declare one Qt signal per engine event (:data:`core.events.ENGINE_EVENTS`) in a class body."""
+    for signal, types in ENGINE_EVENTS.values():
+        namespace[signal] = pyqtSignal(*types)
 
-    def on_progress(self, progress: Progress) -> None:
-        self.task.progressReported.emit(progress)
 
-    def on_costs(self, total: float, per_backend: dict[str, float]) -> None:
-        self.task.costsChanged.emit(float(total or 0.0), dict(per_backend or {}))
-
-    def on_log(self, line: LogLine) -> None:
-        self.task.logLine.emit(line)
-
-    def on_needs_sign_in(self, backend: str, reason: str) -> None:
-        self.task.needsSignIn.emit(backend, reason)
-
-    def on_backend_state(self, backend: str, state: str, detail: str) -> None:
-        self.task.backendStateChanged.emit(backend, state, detail)
+def relay_engine_signals(source: Any, target: Any) -> None:
+    """Connect each engine signal of ``source`` to the same-named signal of ``target``."""
+    for signal, _types in ENGINE_EVENTS.values():
+        getattr(source, signal).connect(getattr(target, signal).emit)
 
 
 def describe(name: str, progress: Optional[Progress]) -> str:
@@ -92,13 +84,7 @@ class RunTask(QgsTask):
     * ``runEnded(str outcome, object DriveResult)`` once, after ``run()`` returned.
     """
 
-    statusChanged = pyqtSignal(object)
-    resultStatusChanged = pyqtSignal(object)
-    progressReported = pyqtSignal(object)
-    costsChanged = pyqtSignal(float, object)
-    logLine = pyqtSignal(object)
-    needsSignIn = pyqtSignal(str, str)
-    backendStateChanged = pyqtSignal(str, str, str)
+    engine_signals(locals())  # statusChanged, progressReported, costsChanged, ... (core.events.ENGINE_EVENTS)
     resultsReady = pyqtSignal(object)
     mosaicUpdated = pyqtSignal(object)
     runEnded = pyqtSignal(str, object)

@@ -280,6 +280,7 @@ class RunController(QObject):
 
     def _ended(self, outcome: str, result: Any) -> None:
         self.page.set_running(False)
+        self.run_list.refresh()
         self.last_outcome = outcome
         error = getattr(result, "error", None)
         if outcome == "failed":
