@@ -7,7 +7,7 @@ layer again and again (what a render does), for :data:`SECONDS`:
 
 * ``wal, layer first``: the layer opened while no ``-wal`` existed (grid just written), no hold;
 * ``rollback journal``: ``journal_mode=DELETE`` (no ``-wal`` ever; QGIS always reads lock-free);
-* ``wal + hold`` (ours): :func:`gis.tile_layer.open_tile_layer` holds the WAL first.
+* ``wal + hold`` (ours): the layer added to a project the plugin watches (:func:`gis.tile_layer.watch_project`).
 
 Counted: full reads that did not return every tile, GDAL errors, and whether the layer finally
 equals the database. Run: ``.venv/bin/python benchmarks/bench_gis_live_layer.py`` (about 30 s).
@@ -34,7 +34,7 @@ AOI = {"west": 500000, "south": 5600000, "east": 600000, "north": 5700000, "crs"
 
 
 def trial(mode: str, folder: Path, errors: list[str]) -> dict:
-    from qgis.core import QgsFeatureRequest, QgsVectorLayer
+    from qgis.core import QgsFeatureRequest, QgsProject, QgsVectorLayer
 
     from openeo_tile_jobs.core.grid import make_grid
     from openeo_tile_jobs.core.jobdb import JobDB
@@ -48,6 +48,7 @@ def trial(mode: str, folder: Path, errors: list[str]) -> dict:
             conn.execute("PRAGMA journal_mode = DELETE")
     if mode == "wal + hold":
         layer = open_tile_layer(path)
+        QgsProject.instance().addMapLayer(layer)  # watched: the plugin holds the WAL, then reopens the layer
     else:
         layer = QgsVectorLayer(tile_layer_uri(path), "tiles", "ogr")
     request = QgsFeatureRequest().setSubsetOfAttributes(["status"], layer.fields())
@@ -94,6 +95,9 @@ def main() -> None:
     errors: list[str] = []
     gdal.PushErrorHandler(lambda cls, _no, msg: errors.append(msg) if cls >= gdal.CE_Failure else None)
     results = {}
+    from openeo_tile_jobs.gis.tile_layer import watch_project
+
+    watch_project()
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("wal, layer first", "rollback journal", "wal + hold"):
             results[mode] = trial(mode, Path(tmp), errors)

@@ -280,21 +280,20 @@ class ResultLayers:
         known = self._sources()
         group = self.group
         added = []
-        with no_default_stretch():
-            for tile_id, paths in results.items():
-                first = True
-                for path in paths:
-                    path = os.path.abspath(str(path))
-                    if not is_raster_result(path) or _norm(path) in known:
-                        continue
-                    name = f"{tile_id}" if first else f"{tile_id} ({Path(path).stem})"
-                    layer = (opened or {}).pop(_norm(path), None) or QgsRasterLayer(path, name, "gdal")
-                    if not layer.isValid():
-                        continue
-                    layer.setName(name)
-                    first = False
-                    self._range = style_result_layer(layer, self._range, self.ramp) or self._range
-                    added.append(self._add(layer, KIND_RESULT, str(tile_id), group))
+        for tile_id, paths in results.items():
+            first = True
+            for path in paths:
+                path = os.path.abspath(str(path))
+                if not is_raster_result(path) or _norm(path) in known:
+                    continue
+                name = f"{tile_id}" if first else f"{tile_id} ({Path(path).stem})"
+                layer = (opened or {}).pop(_norm(path), None) or open_result_layer(path)
+                if layer is None or not layer.isValid():
+                    continue
+                layer.setName(name)
+                first = False
+                self._range = style_result_layer(layer, self._range, self.ramp) or self._range
+                added.append(self._add(layer, KIND_RESULT, str(tile_id), group))
         return added
 
     def show_mosaic(self, vrt_paths: Iterable[str | os.PathLike]) -> list[QgsRasterLayer]:

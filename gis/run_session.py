@@ -98,6 +98,7 @@ class RunSession(QObject):
             interval=interval,
             mosaic=mosaic,
             cancel_remote_jobs=cancel_remote_jobs,
+            open_result_layers=self.results_mode == RESULTS_LAYERS,
         )
         task.statusChanged.connect(self.updater.on_status_changed)
         relay_engine_signals(task, self)

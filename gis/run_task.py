@@ -99,6 +99,7 @@ class RunTask(QgsTask):
         mosaic: Optional[MosaicBuilder] = None,
         cancel_remote_jobs: bool = False,
         until_done: bool = True,
+        open_result_layers: bool = False,
     ) -> None:
         self.run_name = name or Path(str(getattr(scheduler.db, "path", "run"))).stem
         # CancelWithoutPrompt (QGIS >= 3.26): QGIS quits during a run without asking to cancel it first.
@@ -110,7 +111,9 @@ class RunTask(QgsTask):
         self.cancel_remote_jobs = cancel_remote_jobs
         self.until_done = until_done
         self.result: Optional[DriveResult] = None
-        #: Result layers opened in the worker, by normalised path (``ResultLayers.add_results(opened=)``).
+        #: Open each new result raster as a layer in the worker (the session shows them as layers);
+        #: they wait here by normalised path for ``ResultLayers.add_results(opened=)``.
+        self.open_result_layers = open_result_layers
         self.opened_layers: dict[str, Any] = {}
         self._relay = _Relay(self)
         self._describe.connect(self.setDescription)  # queued: the description is set on the main thread
@@ -144,7 +147,7 @@ class RunTask(QgsTask):
         from .mosaic import is_raster_result
         from .result_layers import open_result_layer, result_key
 
-        if self.mosaic is None:
+        if self.open_result_layers:
             main = QCoreApplication.instance().thread()
             for paths in results.values():
                 for path in paths:

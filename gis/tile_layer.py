@@ -1,13 +1,12 @@
 """The run's tile layer: the job database's ``tiles`` table drawn by QGIS, recoloured as jobs move.
 
-A live layer: while a tile layer exists, this module holds a WAL connection on its file
-(:func:`core.jobdb.hold_wal`), so the ``-wal`` file never disappears under QGIS. Without it,
-QGIS opens the layer with GDAL's lock-free ``NOLOCK`` mode whenever no ``-wal`` exists (right
-after the grid was written, or after the engine closed the file), and that connection fails
-every read once the engine writes again: an empty layer, and after F5 GDAL's IMMUTABLE
-fallback that ignores the WAL (stale statuses). Layers QGIS opened before the hold (a project
-being read) are reopened once (:func:`make_live`; :func:`watch_project` does it for every tile
-layer a project adds).
+A live layer: in QGIS with the plugin (:func:`watch_project`), while a tile layer is in the
+project this module holds a WAL connection on its file (:func:`core.jobdb.hold_wal`), so the
+``-wal`` file never disappears under QGIS. Without it, QGIS opens the layer with GDAL's
+lock-free ``NOLOCK`` mode whenever no ``-wal`` exists (right after the grid was written, or
+after the engine closed the file), and that connection fails every read once the engine writes
+again: an empty layer, and after F5 GDAL's IMMUTABLE fallback that ignores the WAL (stale
+statuses). The layer is reopened once after the hold (:func:`make_live`).
 
 The engine writes statuses into the GeoPackage from its worker thread (sqlite3, WAL). QGIS's
 OGR provider reads the file afresh on every render (measured: a feature request after an
@@ -83,9 +82,8 @@ def held_files() -> list[str]:
 def make_live(layer: QgsVectorLayer) -> None:
     """Hold the WAL of a tile layer's file for the layer's life; reopen the layer when it was opened before.
 
-    Call before the layer reads anything when possible (:func:`open_tile_layer` does); for a
-    layer QGIS already opened (a project read), its data source is reloaded once so GDAL
-    opens it again as a WAL reader.
+    The layer's data source is then reloaded once, so GDAL opens it again as a WAL reader even
+    when it first opened it lock-free (a project read, a grid just written).
     """
     if layer.property(_LIVE):
         return
@@ -122,21 +120,19 @@ def watch_project(project: QgsProject | None = None) -> Callable[[], None]:
 
 
 def open_tile_layer(path: str | os.PathLike, name: str | None = None, labels: bool = False) -> QgsVectorLayer:
-    """The job database's tile table as a styled, live OGR vector layer (not added to a project)."""
+    """The job database's tile table as a styled OGR vector layer (not added to a project).
+
+    In QGIS with the plugin it becomes live when added to the project (:func:`watch_project`).
+    Scripts (``make demo``) hold no WAL: GDAL, opening a file, closes a descriptor of it and so
+    drops every SQLite lock this process holds on it, after which another process closing the
+    file may remove the WAL under a holder's feet; a script's own engine connection is enough.
+    """
     name = name or os.path.splitext(os.path.basename(os.fspath(path)))[0]
-    key = run_key(path)
-    _hold(key)  # before QGIS opens the file, so that it opens it as a WAL reader
-    held = key in _WAL_HOLDS
     layer = QgsVectorLayer(tile_layer_uri(path), name, "ogr")
     if not layer.isValid():
-        if held:
-            _release(key)
         raise ValueError(f"QGIS cannot open the tile table of {os.fspath(path)}")
-    layer.setCustomProperty(PROP_RUN, key)
+    layer.setCustomProperty(PROP_RUN, run_key(path))
     layer.setCustomProperty(PROP_KIND, KIND_TILES)
-    layer.setProperty(_LIVE, True)
-    if held:
-        layer.destroyed.connect(lambda *_: _release(key))
     apply_tile_style(layer, labels=labels)
     return layer
 

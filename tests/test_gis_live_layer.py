@@ -48,7 +48,10 @@ def statuses_of(layer: QgsVectorLayer) -> dict[int, str]:
 
 
 def test_layer_opened_before_the_engine_reads_its_writes(run_file, gdal_errors):
+    """The grid was just written (no -wal): the run's layer is added, then the engine starts."""
+    watch_project()
     layer = open_tile_layer(run_file)
+    QgsProject.instance().addMapLayer(layer)
     assert set(statuses_of(layer).values()) == {statuses.NOT_STARTED}
     with JobDB.open(run_file) as db:
         db.update_many({1: {"status": statuses.RUNNING}, 2: {"status": statuses.QUEUED}})
@@ -79,6 +82,7 @@ def test_a_layer_qgis_opened_itself_is_made_live(run_file, gdal_errors):
 
 def test_the_hold_ends_with_the_last_layer(run_file):
     project = QgsProject.instance()
+    watch_project(project)
     first, second = open_tile_layer(run_file), open_tile_layer(run_file)
     project.addMapLayers([first, second])
     assert held_files() == [run_key(run_file)]

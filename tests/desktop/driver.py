@@ -21,7 +21,6 @@ import os
 import sqlite3
 import sys
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from qgis.utils import iface, plugins
 CONFIG = json.loads(Path(os.environ["OTJ_DESKTOP_CONFIG"]).read_text(encoding="utf-8"))
 sys.path.insert(0, CONFIG["here"])  # QGIS runs this file with exec(): no __file__
 import canvas as tile_canvas  # noqa: E402
+from harness import Heartbeat, Journey, StallSampler, sleep, until  # noqa: E402
 
 WORK = Path(CONFIG["workdir"])
 SHOTS = Path(CONFIG["shots"])
@@ -89,105 +89,6 @@ def step(name: str, **facts) -> None:
     RESULT["lateness_peaks"] = HEARTBEAT.peaks
     shot(f"{len(RESULT['steps']):02d}_{name}")
     save_result()
-
-
-def until(predicate, timeout: float, what: str):
-    return (predicate, timeout, what)
-
-
-def sleep(seconds: float):
-    end = time.monotonic() + seconds
-    return (lambda: time.monotonic() >= end, seconds + 5, f"{seconds} s")
-
-
-class Heartbeat:
-    """A 20 ms timer on the main thread; lateness = how much later than due each tick came."""
-
-    INTERVAL_MS = 20
-
-    def __init__(self) -> None:
-        self.late_ms: list[float] = []
-        self.peaks: list[tuple[float, int]] = []
-        self.measuring = False
-        self.paused = False
-        self._last = time.monotonic()
-        self._timer = QTimer()
-        self._timer.setInterval(self.INTERVAL_MS)
-        self._timer.timeout.connect(self._tick)
-        self._timer.start()
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if self.measuring and not self.paused:
-            late = max(0.0, (now - self._last) * 1000 - self.INTERVAL_MS)
-            self.late_ms.append(late)
-            if late > 50:
-                self.peaks.append((round(now - STARTED, 2), round(late)))
-        self.paused = False
-        self._last = now
-
-    def pause(self) -> None:
-        """The driver's own blocking work (a screenshot) does not count: skip the tick it delays."""
-        self.paused = True
-
-
-class StallSampler:
-    """A Python thread that notes where the main thread is when the heartbeat is late (> 60 ms)."""
-
-    def __init__(self, heartbeat: Heartbeat) -> None:
-        import threading
-
-        self.heartbeat = heartbeat
-        self.main = threading.main_thread().ident
-        self.stacks: dict[str, int] = {}
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        import traceback as tb
-
-        while True:
-            time.sleep(0.02)
-            if self.heartbeat.measuring and time.monotonic() - self.heartbeat._last > 0.08:
-                frame = sys._current_frames().get(self.main)
-                if time.monotonic() - self.heartbeat._last > 2 and "stall_file" not in RESULT:
-                    RESULT["stall_file"] = file_state()
-                if frame is not None:
-                    where = " < ".join(
-                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in tb.extract_stack(frame)[-6:][::-1]
-                    )
-                    self.stacks[where] = self.stacks.get(where, 0) + 1
-                    RESULT["stall_stacks"] = sorted(self.stacks.items(), key=lambda kv: -kv[1])[:8]
-
-
-class Journey:
-    """Runs a generator of waits (``until``/``sleep``) off a 50 ms timer; a failure ends QGIS's session."""
-
-    def __init__(self, script) -> None:
-        self.generator = script()
-        self.wait = None
-        self.timer = QTimer()
-        self.timer.setInterval(50)
-        self.timer.timeout.connect(self.tick)
-        self.timer.start()
-
-    def tick(self) -> None:
-        try:
-            if self.wait is not None:
-                predicate, deadline, what = self.wait
-                if not predicate():
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"timed out waiting for {what}")
-                    return
-            predicate, timeout, what = next(self.generator)
-            self.wait = (predicate, time.monotonic() + timeout, what)
-        except StopIteration:
-            self.timer.stop()
-        except Exception:  # noqa: BLE001 - reported to the test, then QGIS is closed
-            self.timer.stop()
-            RESULT["error"] = traceback.format_exc()
-            shot("failure")
-            save_result()
-            QTimer.singleShot(500, lambda: os._exit(3))
 
 
 # -- helpers on the plugin's panel -------------------------------------------------------------
@@ -258,6 +159,13 @@ def press_f5() -> int:
     HEARTBEAT.pause()  # QGIS's own reload of every layer, on the user's request
     QTest.keyClick(iface.mainWindow(), Qt.Key.Key_F5)
     return before
+
+
+def f5_then_map_true(what: str):
+    """Press F5, wait for the canvas to render again, then for every tile to show its status."""
+    renders = press_f5()
+    yield until(lambda: RENDERS[0] > renders, 10, "the refresh after F5")
+    yield until(map_matches_database, 5, what)
 
 
 def fetch_jobs(url: str) -> list[dict]:
@@ -362,9 +270,7 @@ def first_phase():
     step("running", statuses=db_statuses())
 
     # F5 mid-run: QGIS reopens the layer's data; the map must still be true
-    renders = press_f5()
-    yield until(lambda: RENDERS[0] > renders, 10, "the refresh after F5")
-    yield until(map_matches_database, 5, "the map after F5 mid-run")
+    yield from f5_then_map_true("the map after F5 mid-run")
     step("f5_mid_run", statuses=db_statuses())
 
     # save the project, then quit with Ctrl+Q while the run goes on
@@ -412,19 +318,14 @@ def resume_phase():
     WATCH.append(Watch())
     yield until(map_matches_database, 10, "the resumed run on the map")
     step("resumed", statuses=db_statuses())
-    renders = press_f5()
-    yield until(lambda: RENDERS[0] > renders, 10, "the refresh after F5")
-    yield until(map_matches_database, 5, "the map after F5 mid-run")
+    yield from f5_then_map_true("the map after F5 mid-run")
     step("f5_mid_run", statuses=db_statuses())
     yield until(lambda: controller().last_outcome is not None, 180, "the end of the run")
     HEARTBEAT.measuring = False
     RESULT["outcome"] = controller().last_outcome
     yield until(map_matches_database, 10, "the finished run on the map")
     step("done", statuses=db_statuses())
-    renders = press_f5()
-    yield until(lambda: RENDERS[0] > renders, 10, "the refresh after F5")
-    yield sleep(1.0)
-    yield until(map_matches_database, 5, "the map after F5 after the run")
+    yield from f5_then_map_true("the map after F5 after the run")
     RESULT["final_classes"] = grab_classes()
     step("f5_after")
     from openeo_tile_jobs.ui import local_demo
@@ -434,6 +335,7 @@ def resume_phase():
     RESULT["lateness_ms"] = sorted(HEARTBEAT.late_ms)
     RESULT["ok"] = True
     save_result()
+    yield sleep(3.0)  # a second QGIS (the test) reads the run file meanwhile
     QgsProject.instance().write()
     iface.actionExit().trigger()
 
@@ -441,11 +343,19 @@ def resume_phase():
 STARTED = time.monotonic()
 CENTRES: dict[str, tuple[float, float]] = {}
 RENDERS = [0]
-READER: list = []
 WATCH: list = []
-HEARTBEAT = Heartbeat()
-SAMPLER = StallSampler(HEARTBEAT)
+HEARTBEAT = Heartbeat(STARTED)
+SAMPLER = StallSampler(HEARTBEAT, RESULT.__setitem__, file_state)
 SHOTS.mkdir(parents=True, exist_ok=True)
 save_result()
 QgsApplication.instance().aboutToQuit.connect(lambda: (RESULT.update(quit_at=time.time()), save_result()))
-JOURNEY = Journey(first_phase if CONFIG["phase"] == "first" else resume_phase)
+
+
+def failed(error: str) -> None:
+    RESULT["error"] = error
+    shot("failure")
+    save_result()
+    QTimer.singleShot(500, lambda: os._exit(3))  # the test reads the result and ends the process group
+
+
+JOURNEY = Journey(first_phase if CONFIG["phase"] == "first" else resume_phase, failed)
