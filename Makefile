@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM ?= offscreen
 # QGIS and the openeo client must never write into the user's real profile from tests.
 TEST_HOME := $(CURDIR)/build/test-home
 
-.PHONY: setup test test-desktop lint demo package install-plugin bench clean
+.PHONY: setup test test-qgis test-desktop lint demo package install-plugin bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,13 @@ test-desktop: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/flake8
+	$(PY) scripts/qt6_rules.py
+
+# make test-qgis QGIS=3.40|3.44 [PYTEST_ARGS=...]: the same `make test` in a Debian root with that QGIS
+# (built once with debootstrap under /var/cache/openeo-tile-jobs; needs root).
+test-qgis:
+	PYTEST_ARGS='$(PYTEST_ARGS)' bash scripts/qgis_matrix.sh $(QGIS)
 
 # make demo [FRESH=1 | RESUME=1] [GUI=1] [TILES=4] [OUTPUT=demo_output] [PIXEL_SIZE=10]
 #           [BACKEND_URL=https://... AUTH=none|basic|oidc PROCESS_URL=https://....json [PROCESS_ID=...]

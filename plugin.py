@@ -11,7 +11,7 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from .core import dependencies
-from .gis.message_log import install_handler, remove_handler
+from .gis.message_log import install_handler, install_stderr_handler, remove_handler
 from .processing.provider import TileJobsProvider
 
 PLUGIN_NAME = "openEO Tile Jobs"
@@ -36,6 +36,7 @@ class TileJobsPlugin:
         self._unwatch_project = None
         self.quit_guard = None
         self._log_handler = install_handler()
+        self._stderr_handler = install_stderr_handler() if iface is None else None  # qgis_process
 
     # Processing ---------------------------------------------------------
     def initProcessing(self) -> None:
@@ -47,6 +48,8 @@ class TileJobsPlugin:
     def initGui(self) -> None:
         self.initProcessing()
         if self.iface is None:
+            return
+        if self._report_missing_requirements():  # the panel imports them: only say what is missing
             return
         from .gis.tile_layer import watch_project
 
@@ -61,7 +64,7 @@ class TileJobsPlugin:
 
         self.dock = TileJobsDock(self.iface.mainWindow(), iface=self.iface)
         self.dock.hide()
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         action = QAction(QIcon(str(RESOURCES / "dock.svg")), tr("openEO Tile Jobs panel"), self.iface.mainWindow())
         action.setObjectName("OpenEOTileJobsToggleDock")
@@ -72,20 +75,26 @@ class TileJobsPlugin:
         self._add_action(action)
         self.toggle_dock_action = action
         self._add_aoi_actions()
-
-        self._report_missing_requirements()
+        self._report_broken_native_libraries()
 
     def _add_aoi_actions(self) -> None:
-        """Draw a rectangle / polygon AOI, use the selected features (menu: the layer's extent)."""
-        from qgis.PyQt.QtWidgets import QToolButton
+        """Draw a rectangle / polygon AOI, use the selected features or the layer's extent.
 
+        On the toolbar the extent hangs in the selection button's drop-down; in the plugin menu
+        both are plain items (an action with a menu would open a submenu repeating its own name).
+        """
         controller = self.dock.aoi_controller
         for action in controller.toolbar_actions():
             action.triggered.connect(lambda *_: self._show_area_step())
-            self._add_action(action)
-        button = self.toolbar.widgetForAction(controller.selection_action)
-        if isinstance(button, QToolButton):
-            button.setPopupMode(QToolButton.MenuButtonPopup)
+            if action is controller.selection_action:
+                self.toolbar.addWidget(controller.selection_button(self.toolbar))
+                self.iface.addPluginToWebMenu(PLUGIN_NAME, action)
+                self.actions.append(action)
+            else:
+                self._add_action(action)
+        controller.extent_action.triggered.connect(lambda *_: self._show_area_step())
+        self.iface.addPluginToWebMenu(PLUGIN_NAME, controller.extent_action)
+        self.actions.append(controller.extent_action)
 
     def _show_area_step(self) -> None:
         if self.dock is not None:
@@ -97,15 +106,30 @@ class TileJobsPlugin:
         self.iface.addPluginToWebMenu(PLUGIN_NAME, action)
         self.actions.append(action)
 
-    def _report_missing_requirements(self) -> None:
+    def _report_missing_requirements(self) -> bool:
+        """Name the missing Python packages in the message bar; True when some are missing."""
         missing = dependencies.missing_runtime()
         if not missing:
-            return
+            return False
         message = tr(
             "Missing Python packages: {packages}. Install them with the QPIP plugin, or run: {command}"
         ).format(packages=", ".join(missing), command=dependencies.install_command())
         log.warning(message)
-        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.Warning, 0)
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.MessageLevel.Warning, 0)
+        return True
+
+    def _report_broken_native_libraries(self) -> None:
+        from .gis.native_libs import check_bundled_libraries
+
+        problems = check_bundled_libraries()
+        if not problems:
+            return
+        message = tr(
+            "A Python package of the plugin does not work in this QGIS ({problems}); grids and runs need it. "
+            "See the README's troubleshooting section on native libraries."
+        ).format(problems="; ".join(problems))
+        log.error(message)
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.MessageLevel.Critical, 0)
 
     def unload(self) -> None:
         if self._unwatch_project is not None:
@@ -133,6 +157,7 @@ class TileJobsPlugin:
             if self.toolbar is not None:
                 self.toolbar.deleteLater()
                 self.toolbar = None
-        if self._log_handler is not None:
-            remove_handler(self._log_handler)
-            self._log_handler = None
+        for handler in (self._log_handler, self._stderr_handler):
+            if handler is not None:
+                remove_handler(handler)
+        self._log_handler = self._stderr_handler = None

@@ -23,7 +23,14 @@ PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 def missing(modules: dict[str, str]) -> list[str]:
     """Distribution names among ``modules`` whose module cannot be found."""
-    return [dist for dist, module in modules.items() if importlib.util.find_spec(module) is None]
+    return [dist for dist, module in modules.items() if not _findable(module)]
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken installation counts as missing
+        return False
 
 
 def missing_runtime() -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsMapLayer,
     QgsMapRendererParallelJob,
@@ -58,7 +59,7 @@ def render_map(
     job.finished.connect(loop.quit)
     QTimer.singleShot(int(timeout * 1000), loop.quit)
     if job.isActive():
-        loop.exec_()
+        loop.exec()
     if job.isActive():
         job.cancel()
         raise TimeoutError("the map did not render in time")
@@ -72,8 +73,8 @@ def _start_job(layers, extent, crs, size, background) -> QgsMapRendererParallelJ
     settings.setExtent(extent)
     settings.setOutputSize(size)
     settings.setBackgroundColor(background)
-    settings.setFlag(QgsMapSettings.Antialiasing, True)
-    settings.setFlag(QgsMapSettings.DrawLabeling, True)
+    settings.setFlag(Qgis.MapSettingsFlag.Antialiasing, True)
+    settings.setFlag(Qgis.MapSettingsFlag.DrawLabeling, True)
     job = QgsMapRendererParallelJob(settings)
     job.start()
     return job
@@ -84,7 +85,7 @@ def _status_swatch(painter: QPainter, rect: QRectF, status: str) -> None:
     fill.setAlphaF(statuses.fill_opacity_of(status))
     painter.setPen(QPen(QColor("#333333"), 1))
     if statuses.fill_opacity_of(status) == 0:
-        painter.setBrush(Qt.NoBrush)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
     else:
         # Over white, as on the map's background.
         painter.fillRect(rect, QColor("white"))
@@ -104,11 +105,11 @@ def compose(
     width = map_image.width()
     scale = max(width / 640.0, 0.75)
     footer = int(100 * scale)
-    out = QImage(width, map_image.height() + footer, QImage.Format_ARGB32)
+    out = QImage(width, map_image.height() + footer, QImage.Format.Format_ARGB32)
     out.fill(BACKGROUND)
     painter = QPainter(out)
-    painter.setRenderHint(QPainter.Antialiasing, True)
-    painter.setRenderHint(QPainter.TextAntialiasing, True)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
     painter.drawImage(0, 0, map_image)
     painter.setPen(QPen(QColor("#bbbbbb"), 1))
     painter.drawLine(0, map_image.height(), width, map_image.height())
@@ -121,7 +122,9 @@ def compose(
     title_font.setBold(True)
     painter.setFont(title_font)
     painter.setPen(TEXT)
-    painter.drawText(QRectF(pad, y, width - 2 * pad, line_height), Qt.AlignLeft | Qt.AlignVCenter, title)
+    painter.drawText(
+        QRectF(pad, y, width - 2 * pad, line_height), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title
+    )
     y += line_height + 2 * scale
 
     small = QFont("DejaVu Sans")
@@ -132,7 +135,11 @@ def compose(
     parts += [f"{done}/{total} tiles done", format_counts(counts) or "starting"]
     if note:
         parts.append(note)
-    painter.drawText(QRectF(pad, y, width - 2 * pad, line_height), Qt.AlignLeft | Qt.AlignVCenter, "  ·  ".join(parts))
+    painter.drawText(
+        QRectF(pad, y, width - 2 * pad, line_height),
+        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+        "  ·  ".join(parts),
+    )
     y += line_height + 3 * scale
 
     # Progress bar: one segment per status, in the map's order of the life cycle.
@@ -140,7 +147,7 @@ def compose(
     x = bar_rect.left()
     order = [statuses.FINISHED, statuses.RUNNING, statuses.QUEUED, statuses.CREATED, statuses.QUEUED_FOR_START]
     order += [s for s in counts if s not in order and s != statuses.NOT_STARTED] + [statuses.NOT_STARTED]
-    painter.setPen(Qt.NoPen)
+    painter.setPen(Qt.PenStyle.NoPen)
     for status in order:
         n = counts.get(status, 0)
         if not n or total <= 0:
@@ -152,7 +159,7 @@ def compose(
         painter.setBrush(color)
         painter.drawRect(QRectF(x, bar_rect.top(), w, bar_rect.height()))
         x += w
-    painter.setBrush(Qt.NoBrush)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.setPen(QPen(QColor("#999999"), 1))
     painter.drawRect(bar_rect)
     y += bar_rect.height() + 8 * scale
@@ -170,7 +177,9 @@ def compose(
         _status_swatch(painter, QRectF(x, y + 2 * scale, box, box), status)
         x += box + 4 * scale
         painter.setPen(TEXT)
-        painter.drawText(QRectF(x, y, width, 15 * scale), Qt.AlignLeft | Qt.AlignVCenter, label)
+        painter.drawText(
+            QRectF(x, y, width, 15 * scale), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label
+        )
         x += metrics.horizontalAdvance(label) + 12 * scale
     painter.end()
     return out
@@ -179,7 +188,7 @@ def compose(
 def png_bytes(image: QImage) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
-    buffer.open(QIODevice.WriteOnly)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     image.save(buffer, "PNG")
     buffer.close()
     return bytes(data)
@@ -252,7 +261,7 @@ class MapRecorder(QObject):
         deadline = time.monotonic() + timeout
         loop = QEventLoop()
         while self._job is not None and time.monotonic() < deadline:
-            loop.processEvents(QEventLoop.AllEvents, 50)
+            loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         counts, total, elapsed = self.state()
         image = render_map(self.layers(), self.extent, self.crs, self.size)
         self.frames.append(png_bytes(compose(image, self.title, counts, total, elapsed)))

@@ -134,7 +134,7 @@ class Demo:
         self._pump()
 
     def _pump(self) -> None:
-        self.app.processEvents(QEventLoop.AllEvents, 50)
+        self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.02)
 
     def in_thread(self, fn: Callable[[], Any]) -> Any:
@@ -404,7 +404,7 @@ class Demo:
         session.start(self.scheduler)
         ticker.start()
         self.tick()
-        self._loop.exec_()
+        self._loop.exec()
         ticker.stop()
         self.run_seconds = time.monotonic() - self.run_started
         session.updater.flush()

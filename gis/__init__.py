@@ -15,7 +15,7 @@ credentials=None, proxies=None, refresh_token_sink=None, config=None, listeners=
     progressReported, costsChanged, logLine, needsSignIn, backendStateChanged, resultsShown,
     runEnded(outcome, DriveResult).
 ``run_task.RunTask(scheduler, name="", *, interval, mosaic=None, cancel_remote_jobs=False)``,
-``run_task.start_task(task)``, ``run_task.running_tasks()``
+``run_task.start_task(task)``
     The QgsTask itself (RunSession uses it; scripts may too).
 ``run_loop.drive(scheduler, should_stop, *, interval, on_round, on_results, mosaic, on_mosaic, ...)``
     The one loop (Processing and the task); ``downloaded_results(db)``, ``cancel_remote_jobs(scheduler)``.

@@ -12,9 +12,9 @@ LOG_TAG = "openEO Tile Jobs"
 LOGGER_NAME = __name__.split(".")[0]
 
 _LEVELS = (
-    (logging.ERROR, Qgis.Critical),
-    (logging.WARNING, Qgis.Warning),
-    (logging.INFO, Qgis.Info),
+    (logging.ERROR, Qgis.MessageLevel.Critical),
+    (logging.WARNING, Qgis.MessageLevel.Warning),
+    (logging.INFO, Qgis.MessageLevel.Info),
 )
 
 
@@ -24,20 +24,40 @@ class QgsMessageLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = self.format(record)
-            level = next((qgis_level for py_level, qgis_level in _LEVELS if record.levelno >= py_level), Qgis.Info)
+            level = next(
+                (qgis_level for py_level, qgis_level in _LEVELS if record.levelno >= py_level), Qgis.MessageLevel.Info
+            )
             QgsMessageLog.logMessage(message, LOG_TAG, level, notifyUser=False)
         except Exception:  # noqa: BLE001 (a log handler must never raise)
             self.handleError(record)
 
 
+#: QGIS's log shows each line's level itself ("INFO", "WARNING"): the text must not repeat it.
+LOG_FORMAT = "%(name)s: %(message)s"
+
+
 def install_handler(logger_name: str = LOGGER_NAME) -> QgsMessageLogHandler:
-    """Attach a handler to the plugin's logger and return it (for :func:`remove_handler`)."""
-    handler = QgsMessageLogHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    """Attach a handler to the plugin's logger and return it (for :func:`remove_handler`).
+
+    One handler per logger: a handler left by an earlier load of the plugin is replaced.
+    """
     logger = logging.getLogger(logger_name)
+    for old in [h for h in logger.handlers if type(h).__name__ == QgsMessageLogHandler.__name__]:
+        logger.removeHandler(old)
+    handler = QgsMessageLogHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
+    return handler
+
+
+def install_stderr_handler(logger_name: str = LOGGER_NAME) -> logging.Handler:
+    """Warnings also on stderr (``qgis_process`` prints no message log: its users read stderr)."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s " + LOG_FORMAT))
+    logging.getLogger(logger_name).addHandler(handler)
     return handler
 
 

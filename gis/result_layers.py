@@ -39,6 +39,7 @@ from qgis.core import (
     QgsStyle,
 )
 
+from .compat import SHADER_LINEAR
 from .layer_tree import PROP_KIND, PROP_RUN, PROP_TILE, results_group, run_group, run_key
 
 #: Band descriptions of the seed's RGB result, in R, G, B order.
@@ -131,7 +132,9 @@ def rgb_band_indices(layer: QgsRasterLayer) -> tuple[int, int, int] | None:
 def _stretch(data_type: int, low: float, high: float) -> QgsContrastEnhancement:
     enhancement = QgsContrastEnhancement(data_type)
     # Each setter rebuilds a 65,536-entry lookup table for 16-bit data: build it once, at the end.
-    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum, False)
+    enhancement.setContrastEnhancementAlgorithm(
+        QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum, False
+    )
     enhancement.setMinimumValue(low, False)
     enhancement.setMaximumValue(high, True)
     return enhancement
@@ -179,7 +182,7 @@ def apply_single_band_style(
         renderer = QgsSingleBandGrayRenderer(provider, band)
         renderer.setContrastEnhancement(_stretch(provider.dataType(band), low, high))
     else:
-        shader = QgsColorRampShader(low, high, color_ramp, QgsColorRampShader.Interpolated)
+        shader = QgsColorRampShader(low, high, color_ramp, SHADER_LINEAR)
         shader.classifyColorRamp(5, -1)
         raster_shader = QgsRasterShader(low, high)
         raster_shader.setRasterShaderFunction(shader)

@@ -185,7 +185,3 @@ def start_task(task: RunTask) -> RunTask:
     RUNNING.add(task)
     QgsApplication.taskManager().addTask(task)
     return task
-
-
-def running_tasks() -> list[RunTask]:
-    return list(RUNNING)

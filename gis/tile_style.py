@@ -24,6 +24,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor
 
 from ..core import statuses
+from .compat import LABEL_OVER_POINT
 
 STATUS_FIELD = "status"
 LABEL_FIELD = "tile_id"
@@ -68,7 +69,7 @@ def status_symbol(status: str | None) -> QgsFillSymbol:
     layer = symbol.symbolLayer(0)
     layer.setFillColor(status_fill_color(status))
     if statuses.fill_opacity_of(status) == 0:
-        layer.setBrushStyle(Qt.NoBrush)  # nothing painted inside a finished tile
+        layer.setBrushStyle(Qt.BrushStyle.NoBrush)  # nothing painted inside a finished tile
     return symbol
 
 
@@ -83,7 +84,7 @@ def label_settings(field: str = LABEL_FIELD) -> QgsPalLayerSettings:
     settings = QgsPalLayerSettings()
     settings.fieldName = field
     settings.isExpression = False
-    settings.placement = QgsPalLayerSettings.OverPoint
+    settings.placement = LABEL_OVER_POINT
     text = QgsTextFormat()
     text.setSize(8)
     text.setColor(QColor(OUTLINE_COLOR))

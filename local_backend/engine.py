@@ -46,6 +46,9 @@ def _load_base() -> None:
         if _base is not None:
             return
         logging.getLogger("openeo_processes_dask").setLevel(logging.ERROR)
+        # Its specs module leaves ~150 JSON files open (json.load(open(path))); QGIS shows every
+        # warning (qgis.utils sets simplefilter("default")), so they filled the Python warnings tab.
+        warnings.filterwarnings("ignore", category=ResourceWarning, module=r"openeo_processes_dask\.specs")
         import openeo_processes_dask.specs as specs_module
         from openeo_pg_parser_networkx.process_registry import Process
         from openeo_processes_dask.process_implementations.core import process, standard_processes

@@ -9,13 +9,11 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeatureRequest,
     QgsGeometry,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -26,6 +24,7 @@ from qgis.core import (
 
 from ..core.grid import DEFAULT_MAX_TILES, GridError, grid_from_polygons, make_grid
 from ..core.jobdb import JobDB, JobDBError
+from ..gis.compat import CRS_WKT_PREFERRED, NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, SOURCE_VECTOR_POLYGON
 from ..gis.tile_layer import tile_layer_uri
 from .common import TileJobsAlgorithm, load_on_completion, tile_post_processor, tr
 
@@ -34,7 +33,7 @@ ANCHORS = ("aoi", "global")
 
 def crs_text(crs: QgsCoordinateReferenceSystem) -> str:
     """A CRS as pyproj reads it: the authority id when there is one, else WKT."""
-    return crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+    return crs.authid() or crs.toWkt(CRS_WKT_PREFERRED)
 
 
 class CreateGridAlgorithm(TileJobsAlgorithm):
@@ -67,7 +66,7 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterFeatureSource(
                 self.AOI_LAYER,
                 tr("Area of interest (polygon layer; selected features only if so chosen)"),
-                [QgsProcessing.TypeVectorPolygon],
+                [SOURCE_VECTOR_POLYGON],
                 optional=True,
             )
         )
@@ -84,7 +83,7 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
             )
         )
         size = QgsProcessingParameterNumber(
-            self.TILE_SIZE, tr("Tile size (metres)"), QgsProcessingParameterNumber.Double, 5000.0, minValue=0.001
+            self.TILE_SIZE, tr("Tile size (metres)"), NUMBER_DOUBLE, 5000.0, minValue=0.001
         )
         self.addParameter(size)
         self.addParameter(
@@ -101,16 +100,20 @@ class CreateGridAlgorithm(TileJobsAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(self.CLIP, tr("Clip tiles to the area"), False))
         for parameter in (
             QgsProcessingParameterNumber(
-                self.MAX_TILES, tr("Tile limit"), QgsProcessingParameterNumber.Integer, DEFAULT_MAX_TILES, minValue=1
+                self.MAX_TILES,
+                tr("Tile limit"),
+                NUMBER_INTEGER,
+                DEFAULT_MAX_TILES,
+                minValue=1,
             ),
             QgsProcessingParameterBoolean(self.CONFIRM_MANY, tr("Allow more tiles than the limit"), False),
         ):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | PARAMETER_ADVANCED)
             self.addParameter(parameter)
         self.addParameter(
             QgsProcessingParameterFileDestination(self.OUTPUT, tr("Job database"), tr("GeoPackage (*.gpkg)"))
         )
-        self.addOutput(QgsProcessingOutputVectorLayer(self.TILES, tr("Tiles"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.TILES, tr("Tiles"), SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber(self.TILE_COUNT, tr("Number of tiles")))
 
     def processAlgorithm(self, parameters, context, feedback):

@@ -21,7 +21,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterAuthConfig,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -36,6 +35,7 @@ from ..core.jobdb import JobDB, JobDBError
 from ..core.jobspec import JobSpec, JobSpecError
 from ..core.run_setup import make_scheduler
 from ..gis.auth import AuthConfigError, credentials_from_authcfg, fixed_credentials
+from ..gis.compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
 from ..gis.run_loop import OUTCOME_DONE, OUTCOME_FAILED, cancel_remote_jobs, drive
 from .common import TileJobsAlgorithm, start_local_backend, tr
 
@@ -132,25 +132,21 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterString(self.PARAMETERS, tr("Parameter values (JSON)"), multiLine=True, optional=True)
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
-                self.PARALLEL_JOBS, tr("Parallel jobs"), QgsProcessingParameterNumber.Integer, 2, minValue=1
-            )
+            QgsProcessingParameterNumber(self.PARALLEL_JOBS, tr("Parallel jobs"), NUMBER_INTEGER, 2, minValue=1)
         )
         advanced = [
-            QgsProcessingParameterNumber(
-                self.MAX_ATTEMPTS, tr("Attempts per tile"), QgsProcessingParameterNumber.Integer, 1, minValue=1
-            ),
+            QgsProcessingParameterNumber(self.MAX_ATTEMPTS, tr("Attempts per tile"), NUMBER_INTEGER, 1, minValue=1),
             QgsProcessingParameterNumber(
                 self.POLL_INTERVAL,
                 tr("Seconds between rounds"),
-                QgsProcessingParameterNumber.Double,
+                NUMBER_DOUBLE,
                 1.0,
                 minValue=0.05,
             ),
             QgsProcessingParameterNumber(
                 self.MAX_RUNTIME,
                 tr("Stop after (seconds, 0: when all tiles are done)"),
-                QgsProcessingParameterNumber.Double,
+                NUMBER_DOUBLE,
                 0.0,
                 minValue=0.0,
             ),
@@ -158,13 +154,13 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingParameterNumber(
                 self.LOCAL_PIXEL_SIZE,
                 tr("Local demo backend pixel size (metres)"),
-                QgsProcessingParameterNumber.Double,
+                NUMBER_DOUBLE,
                 10.0,
                 minValue=1.0,
             ),
         ]
         for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | PARAMETER_ADVANCED)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, tr("Output folder")))
         self.addOutput(QgsProcessingOutputFile(self.JOB_DATABASE, tr("Job database")))

@@ -11,7 +11,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/openeo_tile_jobs" "$out"
 # Only what git tracks, minus what users do not need.
-git ls-files -z | grep -zvE '^(tests|benchmarks|scripts|demo|\.ci|docs)/|^(Makefile|pyproject\.toml|requirements-dev\.txt|\.gitignore)$' \
+git ls-files -z | grep -zvE '^(tests|benchmarks|scripts|demo|\.ci|docs)/|^(Makefile|pyproject\.toml|requirements-dev\.txt|constraints\.txt|\.gitignore)$' \
   | xargs -0 -I{} cp --parents {} "$stage/openeo_tile_jobs/"
 zip_path="$out/openeo_tile_jobs-$version.zip"
 rm -f "$zip_path"

@@ -2,11 +2,13 @@
 
 Runs headless (QT_QPA_PLATFORM=offscreen) in a temporary QGIS profile against a Local demo
 backend started here; the OIDC device sign-in is approved the way the user would in the
-browser. Usage: ``make screenshots`` (or ``.venv/bin/python scripts/screenshots.py [OUT]``).
+browser. Usage: ``make screenshots`` (or ``.venv/bin/python scripts/screenshots.py [OUT] [--small]``;
+``--small``: 4 tiles instead of 24, for the test that the script ends cleanly).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -24,10 +26,13 @@ from qgis.core import (  # noqa: E402 (the profile path must be set before QGIS 
     QgsRectangle,
 )
 from qgis.gui import QgsLayerTreeMapCanvasBridge, QgsMapCanvas, QgsMessageBar  # noqa: E402
-from qgis.PyQt.QtCore import Qt  # noqa: E402
+from qgis.PyQt.QtCore import QCoreApplication, QEvent, Qt  # noqa: E402
 from qgis.PyQt.QtWidgets import QMainWindow, QVBoxLayout, QWidget  # noqa: E402
 
-OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "docs"
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+OUT = Path(ARGS[0]) if ARGS else Path(__file__).resolve().parent.parent / "docs"
+#: The area drawn: 30 km x 20 km (24 tiles of 5 km), or 10 km x 10 km with --small.
+AOI_EAST, AOI_NORTH = (510_000, 5_010_000) if "--small" in sys.argv else (530_000, 5_020_000)
 WINDOW_SIZE = (1280, 820)
 DOCK_WIDTH = 400
 
@@ -75,7 +80,22 @@ def main() -> int:
     auth = QgsApplication.authManager()
     auth.setMasterPassword("screenshots", True)  # the temporary profile's authentication database
     OUT.mkdir(parents=True, exist_ok=True)
+    try:
+        capture(app)
+    finally:
+        # Nothing of QGIS may outlive exitQgis(): a map layer, a GDAL dataset or a canvas destroyed
+        # after it segfaults the process. capture() has returned, so its window, canvas and panel
+        # are gone; the deletions they queued run here, then the garbage of cycles.
+        QgsApplication.taskManager().cancelAll()
+        wait_until(app, lambda: QgsApplication.taskManager().count() == 0, what="the background tasks")
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+        app.exitQgis()
+    return 0
 
+
+def capture(app: QgsApplication) -> None:
+    """Drive the panel and write the PNGs; everything it creates is removed before it returns."""
     from openeo_tile_jobs.local_backend import LocalBackend
     from openeo_tile_jobs.ui import local_demo
     from openeo_tile_jobs.ui.aoi import aoi_from_rectangle
@@ -91,16 +111,16 @@ def main() -> int:
     column.setContentsMargins(0, 0, 0, 0)
     bar = QgsMessageBar()
     canvas = QgsMapCanvas()
-    canvas.setCanvasColor(Qt.white)
+    canvas.setCanvasColor(Qt.GlobalColor.white)
     column.addWidget(bar)
     column.addWidget(canvas, 1)
     window.setCentralWidget(central)
     bridge = QgsLayerTreeMapCanvasBridge(QgsProject.instance().layerTreeRoot(), canvas)  # keep a reference
     iface = Iface(window, canvas, bar)
     dock = TileJobsDock(window, iface=iface)
-    window.addDockWidget(Qt.RightDockWidgetArea, dock)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     window.resize(*WINDOW_SIZE)
-    window.resizeDocks([dock], [DOCK_WIDTH], Qt.Horizontal)
+    window.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
     window.setWindowTitle("openEO Tile Jobs")
     window.show()
     wait_until(app, lambda: canvas.mapSettings().outputSize().width() > 500, what="the canvas")
@@ -116,7 +136,7 @@ def main() -> int:
     try:
         # 1. Area
         dock.show_step(0)
-        dock.aoi_controller.set_aoi(aoi_from_rectangle(QgsRectangle(500_000, 5_000_000, 530_000, 5_020_000), utm))
+        dock.aoi_controller.set_aoi(aoi_from_rectangle(QgsRectangle(500_000, 5_000_000, AOI_EAST, AOI_NORTH), utm))
         dock.aoi_controller.rectangle_action.trigger()
         shot("01_area")
         # 2. Grid with its preview
@@ -160,12 +180,13 @@ def main() -> int:
         shot("05_run_done")
         shot("map_after", canvas)
     finally:
-        del bridge
         dock.close_down()
+        del bridge
         QgsProject.instance().removeAllMapLayers()
+        local_demo.use_backend(None)
         backend.stop()
-    app.exitQgis()
-    return 0
+        window.close()
+        window.deleteLater()
 
 
 if __name__ == "__main__":

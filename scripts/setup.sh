@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Idempotent setup used by `make test`, `make demo` and .ci/run:
-# Debian packages, the .venv, the pinned requirements, and the import name.
-# A second run only checks.
+# Idempotent setup used by `make test`, `make demo` and .ci/run, on Debian 12 (QGIS 3.22),
+# Debian 13 (3.40) and forky (3.44): Debian packages, the .venv, the requirements at the versions
+# of constraints.txt plus the system's own numpy where QGIS is built on numpy 2, and the import
+# name. A second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DEB_PACKAGES=(python3-qgis qgis python3-venv xvfb xauth openbox)
 VENV=.venv
-REQUIREMENT_FILES=(requirements.txt requirements-dev.txt requirements-local-backend.txt)
+REQUIREMENT_FILES=(requirements.txt requirements-dev.txt requirements-local-backend.txt constraints.txt)
 
 # 1. Debian packages ------------------------------------------------------
 missing=()
@@ -28,14 +29,20 @@ if [ ! -x "$VENV/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
 
-# 3. Pinned requirements, installed again only when a file changed ----------
+# 3. Requirements, installed again only when a file or the system's numpy changed --
+# QGIS's GDAL bindings are built against the system's numpy: where that is numpy 2 (Debian 13 and
+# later) the venv keeps exactly that numpy; Debian 12's numpy 1 is pinned in constraints.txt.
+system_numpy=$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+system_constraints="$VENV/system-constraints.txt"
 stamp="$VENV/.requirements.sha256"
-wanted=$(cat "${REQUIREMENT_FILES[@]}" | sha256sum | cut -d' ' -f1)
+wanted=$( (cat "${REQUIREMENT_FILES[@]}"; echo "numpy $system_numpy") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "setup: installing Python requirements"
+  echo "setup: installing Python requirements (system numpy: ${system_numpy:-none})"
+  : > "$system_constraints"
+  case "$system_numpy" in [2-9].*) echo "numpy==$system_numpy" > "$system_constraints" ;; esac
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-  args=()
-  for f in "${REQUIREMENT_FILES[@]}"; do args+=(-r "$f"); done
+  args=(-c constraints.txt -c "$system_constraints")
+  for f in requirements.txt requirements-dev.txt requirements-local-backend.txt; do args+=(-r "$f"); done
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${args[@]}"
   echo "$wanted" > "$stamp"
 fi

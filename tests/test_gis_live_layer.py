@@ -90,4 +90,3 @@ def test_the_hold_ends_with_the_last_layer(run_file):
     assert held_files() == [run_key(run_file)]
     project.removeMapLayer(second.id())
     assert held_files() == []
-    assert not run_file.with_name("run.gpkg-wal").exists()  # SQLite cleaned up: nothing else held it

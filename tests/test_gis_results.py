@@ -58,7 +58,7 @@ def test_rgb_result_matches_the_seed_rendering(tmp_path, project) -> None:
             renderer.blueContrastEnhancement(),
         )
     ]
-    stretch = QgsContrastEnhancement.StretchToMinimumMaximum
+    stretch = QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum
     assert limits == [(stretch, 200, 4000), (stretch, 200, 4000), (stretch, 200, 4500)]
     assert layer.brightnessFilter().gamma() == pytest.approx(2.2)
 

@@ -137,7 +137,7 @@ def render(layers: Iterable[QgsMapLayer], extent: QgsRectangle, size: int = 200)
     job = QgsMapRendererParallelJob(settings)
     job.start()
     job.waitForFinished()
-    image = job.renderedImage().convertToFormat(QImage.Format_ARGB32)
+    image = job.renderedImage().convertToFormat(QImage.Format.Format_ARGB32)
     bits = image.constBits()
     bits.setsize(image.sizeInBytes())
     bgra = np.frombuffer(bits, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()]
@@ -249,3 +249,10 @@ class SubprocessBackend:
         import openeo
 
         return list(openeo.connect(self.url).list_jobs(limit=1000))
+
+
+def test_native_library_round_trips_pass_beside_qgis():
+    """shapely, pyproj and rasterio work in this QGIS process (the check the plugin runs when it loads)."""
+    from openeo_tile_jobs.gis.native_libs import check_bundled_libraries
+
+    assert check_bundled_libraries() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle, QgsSettings
 from qgis.PyQt.QtCore import QPoint, Qt
+from ui_helpers import panel
 
 from openeo_tile_jobs.core import grid as core_grid
 from openeo_tile_jobs.ui.dock import TileJobsDock
@@ -15,30 +16,18 @@ UTM31 = QgsCoordinateReferenceSystem("EPSG:32631")
 
 @pytest.fixture()
 def dock(qgis_iface, qgis_canvas, qtbot):
-    QgsSettings().remove("openeo_tile_jobs")
-    window = qgis_canvas.window()
-    window.resize(1000, 700)
-    window.show()
-    qtbot.waitUntil(lambda: qgis_canvas.mapSettings().outputSize().width() > 700)
-    qgis_canvas.setDestinationCrs(UTM31)
-    qgis_canvas.setExtent(QgsRectangle(500_000, 5_000_000, 580_000, 5_060_000))
-    panel = TileJobsDock(None, iface=qgis_iface)
-    panel.resize(400, 900)
-    panel.show()
-    yield panel
-    panel.close_down()
-    panel.close()
-    panel.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
-    QgsSettings().remove("openeo_tile_jobs")
+    with panel(qgis_iface, qgis_canvas, qtbot, QgsRectangle(500_000, 5_000_000, 580_000, 5_060_000)) as dock:
+        dock.resize(400, 900)
+        dock.show()
+        yield dock
 
 
 def draw_rectangle(canvas, qtbot, start=QPoint(100, 100), end=QPoint(300, 250)) -> None:
     viewport = canvas.viewport()
-    qtbot.mousePress(viewport, Qt.LeftButton, pos=start)
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
     qtbot.mouseMove(viewport, pos=(start + end) / 2)
     qtbot.mouseMove(viewport, pos=end)
-    qtbot.mouseRelease(viewport, Qt.LeftButton, pos=end)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
 
 
 def test_every_step_reads_at_dock_width(dock) -> None:
@@ -72,12 +61,12 @@ def test_draw_aoi_preview_count_and_create_grid(dock, qgis_canvas, qtbot, tmp_pa
     assert "above the limit" in grid_page.limit_warning.text()
     database = tmp_path / "run.gpkg"
     grid_page.database.setFilePath(str(database))
-    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid_page.create_button, Qt.MouseButton.LeftButton)
     assert "Confirm" in grid_page.create_message.text()
     assert not database.exists()
 
     grid_page.confirm_many.setChecked(True)
-    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid_page.create_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not None, timeout=10_000)
     assert database.exists()
     layer = dock.run_controller.tile_layer
@@ -90,8 +79,8 @@ def test_polygon_from_toolbar_action(dock, qgis_canvas, qtbot) -> None:
     dock.aoi_controller.polygon_action.trigger()
     viewport = qgis_canvas.viewport()
     for point in (QPoint(100, 100), QPoint(400, 120), QPoint(250, 400)):
-        qtbot.mouseClick(viewport, Qt.LeftButton, pos=point)
-    qtbot.mouseClick(viewport, Qt.RightButton, pos=QPoint(250, 400))
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=point)
+    qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=QPoint(250, 400))
     assert dock.aoi_controller.aoi is not None
     assert dock.area_page.source_label.text() == "Polygon drawn on the map"
 
@@ -99,7 +88,7 @@ def test_polygon_from_toolbar_action(dock, qgis_canvas, qtbot) -> None:
 def test_invalid_inputs_show_messages_and_start_nothing(dock, qtbot, tmp_path) -> None:
     run_page = dock.run_page
     run_page.output.setFilePath("")
-    qtbot.mouseClick(run_page.start_button, Qt.LeftButton)
+    qtbot.mouseClick(run_page.start_button, Qt.MouseButton.LeftButton)
     assert run_page.start_message.isVisibleTo(run_page)
     assert "grid" in run_page.start_message.text().lower()
     assert run_page.output_message.text()
@@ -111,30 +100,30 @@ def test_invalid_inputs_show_messages_and_start_nothing(dock, qtbot, tmp_path) -
     grid_page.tile_size.setValue(0)
     grid_page.update_preview()
     assert grid_page.tile_size_message.text()
-    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid_page.create_button, Qt.MouseButton.LeftButton)
     assert grid_page.create_message.text()  # no area yet
 
     backends = dock.backends_page
-    qtbot.mouseClick(backends.add_button, Qt.LeftButton)
+    qtbot.mouseClick(backends.add_button, Qt.MouseButton.LeftButton)
     backends.url.setText("http://openeo.example.org")
-    qtbot.mouseClick(backends.save_button, Qt.LeftButton)
+    qtbot.mouseClick(backends.save_button, Qt.MouseButton.LeftButton)
     assert backends.name_message.text()
     assert "https" in backends.url_message.text()
     assert backends.profiles == []
     backends.preset.setCurrentIndex(backends.preset.findData("cdse"))
     assert backends.url.text() == "https://openeofed.dataspace.copernicus.eu"
-    qtbot.mouseClick(backends.save_button, Qt.LeftButton)
+    qtbot.mouseClick(backends.save_button, Qt.MouseButton.LeftButton)
     assert [p.name for p in backends.profiles] == ["CDSE federation"]
     assert QgsSettings().value("openeo_tile_jobs/backends", "", str).count("refresh_token") == 0
 
     process = dock.process_page
     process.set_source("file")
     process.graph_file.setFilePath("")
-    qtbot.mouseClick(process.load_button, Qt.LeftButton)
+    qtbot.mouseClick(process.load_button, Qt.MouseButton.LeftButton)
     assert process.graph_file_message.text()
     process.set_source("namespace")
     process.namespace.setText("not a url")
-    qtbot.mouseClick(process.load_button, Qt.LeftButton)
+    qtbot.mouseClick(process.load_button, Qt.MouseButton.LeftButton)
     assert process.namespace_message.text()
 
 
@@ -206,15 +195,15 @@ def test_existing_run_is_replaced_only_after_a_second_click_and_can_be_reopened(
     database = tmp_path / "run.gpkg"
     grid_page.database.setFilePath(str(database))
     qtbot.waitUntil(lambda: grid_page.preview_grid is not None and grid_page.preview_grid.tile_size == 10_000)
-    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid_page.create_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not None, timeout=10_000)
     written = database.stat().st_mtime_ns
 
-    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid_page.create_button, Qt.MouseButton.LeftButton)
     assert "exists" in grid_page.database_message.text()
     assert database.stat().st_mtime_ns == written
     first_layer = dock.run_controller.tile_layer
-    qtbot.mouseClick(grid_page.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid_page.create_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not first_layer, timeout=10_000)
 
     assert dock.run_controller.open_run(str(database))
@@ -233,7 +222,7 @@ def test_local_demo_preset_starts_the_backend_in_the_background(dock, qtbot, tmp
     monkeypatch.setattr(local_demo, "OPTIONS", {"auth": "none", "pixel_size": 200.0})
     assert local_demo.running_url() is None
     page = dock.backends_page
-    qtbot.mouseClick(page.add_button, Qt.LeftButton)
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
     page.preset.setCurrentIndex(page.preset.findData("local"))
     assert page.url.text() == ""  # back on the main thread at once, the start goes on in a task
     assert "Starting" in page.url.placeholderText()

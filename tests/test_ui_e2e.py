@@ -73,9 +73,9 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     # 1. Area: a rectangle drawn with the mouse
     dock.aoi_controller.rectangle_action.trigger()
     viewport = qgis_canvas.viewport()
-    qtbot.mousePress(viewport, Qt.LeftButton, pos=QPoint(100, 100))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
     qtbot.mouseMove(viewport, pos=QPoint(200, 180))
-    qtbot.mouseRelease(viewport, Qt.LeftButton, pos=QPoint(300, 250))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=QPoint(300, 250))
     assert dock.aoi_controller.aoi is not None
 
     # 2. Grid: 10 km tiles, count previewed, then created
@@ -86,24 +86,24 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     aoi = dock.aoi_controller.aoi
     assert tiles == len(core_grid.make_grid(aoi.wkt(), tile_size=10_000, aoi_crs=aoi.crs_authid()))
     grid.database.setFilePath(str(tmp_path / "run.gpkg"))
-    qtbot.mouseClick(grid.create_button, Qt.LeftButton)
+    qtbot.mouseClick(grid.create_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dock.run_controller.tile_layer is not None, timeout=10_000)
     assert dock.run_page.model.rowCount() == tiles
 
     # 3. Backends: the Local demo preset, not signed in yet, then the device flow
     page = dock.backends_page
-    qtbot.mouseClick(page.add_button, Qt.LeftButton)
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
     page.preset.setCurrentIndex(page.preset.findData("local"))
     assert page.url.text() == backend.url
     assert page.auth.currentData() == "oidc_device"
-    qtbot.mouseClick(page.save_button, Qt.LeftButton)
+    qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
     assert [p.name for p in page.profiles] == ["Local demo"]
-    qtbot.mouseClick(page.test_button, Qt.LeftButton)
+    qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Local demo" in page.reports, timeout=10_000)
     assert page.reports["Local demo"].signed_in is False
     assert "openEO API" in page.state_label.text()
 
-    qtbot.mouseClick(page.sign_in_button, Qt.LeftButton)
+    qtbot.mouseClick(page.sign_in_button, Qt.MouseButton.LeftButton)
     dialog = page.sign_in_dialog
     assert dialog is not None and dialog.isVisible()  # QGIS is not blocked: we are still running here
     qtbot.waitUntil(lambda: bool(dialog.user_code), timeout=10_000)
@@ -113,7 +113,8 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     qtbot.waitUntil(lambda: page.reports["Local demo"].signed_in is True, timeout=15_000)
     assert not dialog.isVisible()
     profile = page.profile("Local demo")
-    qtbot.waitUntil(lambda: credentials.has_refresh_token(profile), timeout=5_000)
+    qtbot.waitUntil(lambda: credentials.has_stored_sign_in(profile), timeout=5_000)
+    assert credentials.load_credentials(profile).refresh_token
     stored = QgsSettings()
     stored.beginGroup("openeo_tile_jobs")
     remembered = " ".join(str(stored.value(k)) for k in stored.allKeys())
@@ -121,7 +122,7 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
 
     # 4. Process: the demo process, its form generated from the schemas
     process = dock.process_page
-    qtbot.mouseClick(process.demo_button, Qt.LeftButton)
+    qtbot.mouseClick(process.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: process.resolved is not None, timeout=15_000)
     assert process.geometry_combo.currentData() == "spatial_extent"
     temporal = process.form.editors["temporal_extent"]
@@ -131,12 +132,12 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     # 5. Run: invalid parameter first, then the real run
     run = dock.run_page
     run.output.setFilePath(str(tmp_path / "results"))
-    qtbot.mouseClick(run.start_button, Qt.LeftButton)
+    qtbot.mouseClick(run.start_button, Qt.MouseButton.LeftButton)
     assert temporal.message.text() == "The start must come before the end."
     assert not dock.run_controller.running
     assert dock.tabs.currentIndex() == 3  # the panel shows the step to fix
     temporal.set_value(["2024-06-01", "2024-07-01"])
-    qtbot.mouseClick(run.start_button, Qt.LeftButton)
+    qtbot.mouseClick(run.start_button, Qt.MouseButton.LeftButton)
     assert dock.run_controller.running
     assert _wait_run_end(dock, qtbot) == "done"
     assert run.count_labels[statuses.ERROR].text() == str(tiles)
@@ -145,8 +146,8 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     first = run.model.row_data(0)
     assert first["status"] == statuses.ERROR and first["id"]
     run.actions.show_logs(first)
-    qtbot.waitUntil(lambda: bool(dock.run_controller.log_dialogs), timeout=10_000)
-    text = dock.run_controller.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
+    qtbot.waitUntil(lambda: bool(dock.run_controller.tile_handlers.log_dialogs), timeout=10_000)
+    text = dock.run_controller.tile_handlers.log_dialogs[-1].findChild(QPlainTextEdit).toPlainText()
     assert "error" in text.lower()
 
     # the same menu on the map: click the south-west tile (x0_y0) with the tile menu tool
@@ -154,7 +155,7 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
     assert controller.layer_action in QgsGui.mapLayerActionRegistry().mapLayerActions(controller.tile_layer)
     controller.tile_tool_action.trigger()
     assert qgis_canvas.mapTool() is controller.tile_tool
-    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(150, 200))
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=QPoint(150, 200))
     menu = controller.tile_tool.last_menu
     assert menu is not None
     texts = {a.text(): a for a in menu.actions()}
@@ -178,7 +179,7 @@ def test_panel_end_to_end(dock, qgis_canvas, qtbot, tmp_path: Path, local_backen
 
     # then every other failed tile with "Retry failed"
     dock.run_controller.last_outcome = None
-    qtbot.mouseClick(run.retry_button, Qt.LeftButton)
+    qtbot.mouseClick(run.retry_button, Qt.MouseButton.LeftButton)
     assert _wait_run_end(dock, qtbot) == "done"
     assert run.count_labels[statuses.FINISHED].text() == str(tiles)
     assert run.count_labels[statuses.ERROR].text() == "0"
@@ -200,17 +201,17 @@ def test_basic_auth_through_a_qgis_authentication_configuration(dock, qtbot, loc
     assert ok
     try:
         page = dock.backends_page
-        qtbot.mouseClick(page.add_button, Qt.LeftButton)
+        qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
         page.name.setText("Basic demo")
         page.url.setText(backend.url)
         page.auth.setCurrentIndex(page.auth.findData("basic"))
-        qtbot.mouseClick(page.save_button, Qt.LeftButton)
+        qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
         assert page.authcfg_message.text()  # no configuration chosen yet: not saved
         assert page.profiles == []
         page.authcfg.setConfigId(config.id())
-        qtbot.mouseClick(page.save_button, Qt.LeftButton)
+        qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
         assert [p.name for p in page.profiles] == ["Basic demo"]
-        qtbot.mouseClick(page.test_button, Qt.LeftButton)
+        qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: "Basic demo" in page.reports, timeout=10_000)
         assert page.reports["Basic demo"].signed_in is True
         assert "signed in as demo" in page.state_label.text()
@@ -224,15 +225,15 @@ def test_device_sign_in_can_be_cancelled(dock, qtbot, local_backend_factory) -> 
     backend = local_backend_factory(auth="oidc")
     local_demo.use_backend(backend)
     page = dock.backends_page
-    qtbot.mouseClick(page.add_button, Qt.LeftButton)
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
     page.preset.setCurrentIndex(page.preset.findData("local"))
-    qtbot.mouseClick(page.save_button, Qt.LeftButton)
-    qtbot.mouseClick(page.sign_in_button, Qt.LeftButton)
+    qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.sign_in_button, Qt.MouseButton.LeftButton)
     dialog = page.sign_in_dialog
     qtbot.waitUntil(lambda: bool(dialog.user_code), timeout=10_000)
     assert not page.sign_in_button.isEnabled()
-    qtbot.mouseClick(dialog.cancel_button, Qt.LeftButton)
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     assert not dialog.isVisible()
     qtbot.waitUntil(page.sign_in_button.isEnabled, timeout=15_000)  # the polling task ended
     assert page.reports.get("Local demo") is None
-    assert not credentials.has_refresh_token(page.profile("Local demo"))
+    assert not credentials.has_stored_sign_in(page.profile("Local demo"))

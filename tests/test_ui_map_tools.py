@@ -37,10 +37,10 @@ def test_rectangle_tool_emits_drawn_rectangle(canvas, qtbot) -> None:
     got = _captured(tool)
     viewport = canvas.viewport()
     start, end = QPoint(100, 100), QPoint(300, 250)
-    qtbot.mousePress(viewport, Qt.LeftButton, pos=start)
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
     qtbot.mouseMove(viewport, pos=QPoint(200, 180))
     qtbot.mouseMove(viewport, pos=end)
-    qtbot.mouseRelease(viewport, Qt.LeftButton, pos=end)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
 
     assert len(got) == 1
     aoi = got[0]
@@ -62,9 +62,9 @@ def test_polygon_tool_clicks_then_right_click(canvas, qtbot) -> None:
     viewport = canvas.viewport()
     for point in (QPoint(100, 100), QPoint(300, 100), QPoint(300, 300)):
         qtbot.mouseMove(viewport, pos=point)
-        qtbot.mouseClick(viewport, Qt.LeftButton, pos=point)
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=point)
     assert len(tool.points()) == 3
-    qtbot.mouseClick(viewport, Qt.RightButton, pos=QPoint(300, 300))
+    qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=QPoint(300, 300))
 
     assert len(got) == 1
     assert got[0].is_valid_polygon()
@@ -78,16 +78,16 @@ def test_polygon_tool_escape_and_too_few_points_emit_nothing(canvas, qtbot) -> N
     canvas.setMapTool(tool)
     got = _captured(tool)
     viewport = canvas.viewport()
-    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(100, 100))
-    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(200, 100))
-    qtbot.mouseClick(viewport, Qt.RightButton, pos=QPoint(200, 100))  # only two vertices
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=QPoint(200, 100))
+    qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=QPoint(200, 100))  # only two vertices
     assert got == []
-    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(100, 100))
-    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(200, 100))
-    qtbot.mouseClick(viewport, Qt.LeftButton, pos=QPoint(200, 200))
-    qtbot.keyClick(viewport, Qt.Key_Escape)
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=QPoint(200, 100))
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=QPoint(200, 200))
+    qtbot.keyClick(viewport, Qt.Key.Key_Escape)
     assert tool.points() == []
-    qtbot.mouseClick(viewport, Qt.RightButton, pos=QPoint(200, 100))
+    qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=QPoint(200, 100))
     assert got == []
 
 

@@ -12,11 +12,10 @@ from qgis.core import (
     QgsGeometry,
     QgsProject,
     QgsRectangle,
-    QgsUnitTypes,
     QgsVectorLayer,
-    QgsWkbTypes,
 )
 
+from ..gis.compat import AREA_SQUARE_KILOMETERS, GEOMETRY_POLYGON
 from .i18n import translator
 
 tr = translator("Aoi")
@@ -36,7 +35,7 @@ class Aoi:
         measure.setSourceCrs(self.crs, QgsProject.instance().transformContext())
         measure.setEllipsoid("EPSG:7030")
         square_metres = measure.measureArea(self.geometry)
-        return measure.convertAreaMeasurement(square_metres, QgsUnitTypes.AreaSquareKilometers)
+        return measure.convertAreaMeasurement(square_metres, AREA_SQUARE_KILOMETERS)
 
     def in_crs(self, crs: QgsCoordinateReferenceSystem) -> QgsGeometry:
         geometry = QgsGeometry(self.geometry)
@@ -52,11 +51,7 @@ class Aoi:
         return self.crs.authid() or self.crs.toWkt()
 
     def is_valid_polygon(self) -> bool:
-        return (
-            not self.geometry.isNull()
-            and self.geometry.type() == QgsWkbTypes.PolygonGeometry
-            and self.geometry.area() > 0
-        )
+        return not self.geometry.isNull() and self.geometry.type() == GEOMETRY_POLYGON and self.geometry.area() > 0
 
 
 def aoi_from_rectangle(rectangle: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> Aoi:
@@ -69,7 +64,7 @@ def aoi_from_selected_features(layer: QgsVectorLayer) -> Aoi | None:
         return None
     request = QgsFeatureRequest().setNoAttributes()
     parts = [f.geometry() for f in layer.getSelectedFeatures(request) if f.hasGeometry()]
-    parts = [g for g in parts if g.type() == QgsWkbTypes.PolygonGeometry]
+    parts = [g for g in parts if g.type() == GEOMETRY_POLYGON]
     if not parts:
         return None
     union = QgsGeometry.unaryUnion(parts)

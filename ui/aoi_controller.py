@@ -12,12 +12,13 @@ from qgis.core import (
     QgsGeometry,
     QgsMapLayer,
     QgsProject,
+    QgsRectangle,
     QgsVectorLayer,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QObject, pyqtSignal
-from qgis.PyQt.QtWidgets import QAction, QMenu, QWidget
+from qgis.PyQt.QtWidgets import QAction, QMenu, QStackedWidget, QToolButton, QWidget
 
+from ..gis.compat import GEOMETRY_POLYGON
 from .aoi import Aoi, aoi_from_layer_extent, aoi_from_selected_features
 from .i18n import translator
 from .map_tools import AoiRubberBand, PolygonAoiTool, RectangleAoiTool
@@ -25,6 +26,23 @@ from .widgets import icon
 
 tr = translator("AoiController")
 log = logging.getLogger(__name__)
+
+
+def show_map_canvas(canvas: QWidget) -> bool:
+    """Bring the map canvas to the front; True when it is visible then.
+
+    Before a project is opened QGIS shows its welcome page in the canvas's place (the two are
+    pages of a QStackedWidget): a map tool turned on there draws on a hidden map, so nothing
+    happens. Showing the canvas's page is what QGIS itself does when the first layer is added.
+    """
+    if canvas.isVisible():
+        return True
+    child, parent = canvas, canvas.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QStackedWidget) and parent.indexOf(child) >= 0:
+            parent.setCurrentWidget(child)
+        child, parent = parent, parent.parentWidget()
+    return canvas.isVisible()
 
 
 class AoiController(QObject):
@@ -64,24 +82,17 @@ class AoiController(QObject):
         self.selection_action = self._action(
             window, "aoi_selection", tr("Use the selected features as AOI"), "OpenEOTileJobsUseSelection"
         )
-        self.selection_action.setToolTip(
-            tr("Use the selected polygons of the active layer as the area of interest (menu: the layer's extent)")
-        )
+        self.selection_action.setToolTip(tr("Use the selected polygons of the active layer as the area of interest"))
         self.selection_action.triggered.connect(lambda: self.use_selected_features())
         self.extent_action = self._action(
             window, "aoi_selection", tr("Use the extent of the active layer as AOI"), "OpenEOTileJobsUseExtent"
         )
         self.extent_action.triggered.connect(lambda: self.use_layer_extent())
+        # The extent is in the drop-down of the selection's toolbar button (selection_button), not
+        # in a menu of selection_action: QGIS's plugin menu shows an action with a menu as a submenu
+        # that repeats the action's own name.
         self._menu = QMenu(window)
-        # Not selection_action itself: a menu holding the action it hangs on is a cycle, and QGIS's
-        # customization walks menus recursively when the plugin loads (stack overflow, QGIS crashes).
-        self.selection_menu_action = self._action(
-            window, "aoi_selection", tr("Use the selected features as AOI"), "OpenEOTileJobsUseSelectionMenu"
-        )
-        self.selection_menu_action.triggered.connect(lambda: self.use_selected_features())
-        self._menu.addAction(self.selection_menu_action)
         self._menu.addAction(self.extent_action)
-        self.selection_action.setMenu(self._menu)
 
     @staticmethod
     def _action(parent: QWidget, icon_name: str, text: str, name: str, checkable: bool = False) -> QAction:
@@ -90,6 +101,15 @@ class AoiController(QObject):
         action.setCheckable(checkable)
         return action
 
+    def selection_button(self, parent: QWidget) -> QToolButton:
+        """The toolbar's selection button: click uses the selection, its arrow offers the extent."""
+        button = QToolButton(parent)
+        button.setDefaultAction(self.selection_action)
+        button.setMenu(self._menu)
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        button.setObjectName("OpenEOTileJobsUseSelectionButton")
+        return button
+
     def toolbar_actions(self) -> list[QAction]:
         """The actions the plugin puts on its toolbar and menu (the extent one lives in the selection menu)."""
         return [self.rectangle_action, self.polygon_action, self.selection_action]
@@ -97,15 +117,35 @@ class AoiController(QObject):
     # setting the AOI -----------------------------------------------------------
     def activate_tool(self, tool) -> None:
         self.canvas.setMapTool(tool)
+        if not show_map_canvas(self.canvas):
+            self.message.emit(
+                tr("The map is not shown, so there is nowhere to draw: open or create a project, then draw the area."),
+                Qgis.MessageLevel.Warning,
+            )
+        elif not QgsProject.instance().mapLayers():
+            if self.canvas.extent().width() <= 0 or self.canvas.scale() < 1_000:  # an empty project's
+                world = QgsRectangle(-180, -85, 180, 85)
+                wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+                transform = QgsCoordinateTransform(
+                    wgs84, self.canvas.mapSettings().destinationCrs(), QgsProject.instance()
+                )
+                self.canvas.setExtent(transform.transformBoundingBox(world))
+                self.canvas.refresh()
+            self.message.emit(
+                tr("The map has no layer yet: add one (or a basemap) to see where you draw, or use a layer's extent."),
+                Qgis.MessageLevel.Info,
+            )
 
     def use_selected_features(self, layer: Optional[QgsMapLayer] = None) -> bool:
         layer = layer if layer is not None else self.iface.activeLayer()
-        if not isinstance(layer, QgsVectorLayer) or layer.geometryType() != QgsWkbTypes.PolygonGeometry:
-            self.message.emit(tr("Select polygon features in a polygon layer first."), Qgis.Warning)
+        if not isinstance(layer, QgsVectorLayer) or layer.geometryType() != GEOMETRY_POLYGON:
+            self.message.emit(tr("Select polygon features in a polygon layer first."), Qgis.MessageLevel.Warning)
             return False
         aoi = aoi_from_selected_features(layer)
         if aoi is None:
-            self.message.emit(tr("No polygon is selected in layer '{layer}'.").format(layer=layer.name()), Qgis.Warning)
+            self.message.emit(
+                tr("No polygon is selected in layer '{layer}'.").format(layer=layer.name()), Qgis.MessageLevel.Warning
+            )
             return False
         self.set_aoi(aoi)
         return True
@@ -114,7 +154,7 @@ class AoiController(QObject):
         layer = layer if layer is not None else self.iface.activeLayer()
         aoi = aoi_from_layer_extent(layer)
         if aoi is None:
-            self.message.emit(tr("Choose a layer with an extent first."), Qgis.Warning)
+            self.message.emit(tr("Choose a layer with an extent first."), Qgis.MessageLevel.Warning)
             return False
         self.set_aoi(aoi)
         return True
@@ -165,7 +205,6 @@ class AoiController(QObject):
             self.rectangle_action,
             self.polygon_action,
             self.selection_action,
-            self.selection_menu_action,
             self.extent_action,
         ):
             action.deleteLater()

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
-    QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QToolButton,
@@ -18,10 +15,11 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..gis.compat import LAYER_FILTER_RASTER, LAYER_FILTER_VECTOR
 from .aoi import Aoi
 from .aoi_controller import AoiController
 from .i18n import translator
-from .widgets import FieldMessage, button_row, format_km2, hint, icon, new_form
+from .widgets import FieldMessage, button_row, format_km2, hint, icon, narrow_combo, new_form
 
 tr = translator("AreaPage")
 
@@ -33,7 +31,7 @@ def _tool_button(action, text: str) -> QToolButton:
     button.setText(text)
     button.setToolTip(action.toolTip())
     button.setCheckable(True)
-    button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     button.clicked.connect(lambda _checked: action.trigger())
     action.toggled.connect(button.setChecked)
     return button
@@ -54,30 +52,30 @@ class AreaPage(QWidget):
         )
 
         draw = QGroupBox(tr("Draw on the map"))
-        row = QHBoxLayout(draw)
         self.rectangle_button = _tool_button(controller.rectangle_action, tr("Rectangle"))
         self.polygon_button = _tool_button(controller.polygon_action, tr("Polygon"))
-        row.addWidget(self.rectangle_button)
-        row.addWidget(self.polygon_button)
-        row.addStretch(1)
+        draw.setLayout(button_row(self.rectangle_button, self.polygon_button))
         layout.addWidget(draw)
 
         from_layer = QGroupBox(tr("From a layer"))
-        grid = QGridLayout(from_layer)
-        self.layer_combo = QgsMapLayerComboBox()
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.VectorLayer | QgsMapLayerProxyModel.RasterLayer)
+        column = QVBoxLayout(from_layer)
+        self.layer_combo = narrow_combo(QgsMapLayerComboBox())
+        self.layer_combo.setFilters(LAYER_FILTER_VECTOR | LAYER_FILTER_RASTER)
         self.layer_combo.setAllowEmptyLayer(True)
         self.layer_combo.setLayer(None)
-        grid.addWidget(self.layer_combo, 0, 0, 1, 2)
+        column.addWidget(self.layer_combo)
         self.selection_button = QPushButton(icon("aoi_selection"), tr("Selected features"))
         self.selection_button.setToolTip(tr("Use the selected polygons of this layer"))
         self.extent_button = QPushButton(tr("Layer extent"))
         self.extent_button.setToolTip(tr("Use the extent of this layer"))
-        grid.addWidget(self.selection_button, 1, 0)
-        grid.addWidget(self.extent_button, 1, 1)
+        column.addLayout(button_row(self.selection_button, self.extent_button))
         self.layer_message = FieldMessage()
-        grid.addWidget(self.layer_message, 2, 0, 1, 2)
+        column.addWidget(self.layer_message)
         layout.addWidget(from_layer)
+        self.layer_message.follow(
+            self.layer_combo.layerChanged,
+            lambda: None if self.layer_combo.currentLayer() else tr("Choose a layer first."),
+        )
         self.selection_button.clicked.connect(self._use_selection)
         self.extent_button.clicked.connect(self._use_extent)
 
@@ -89,7 +87,7 @@ class AreaPage(QWidget):
         self.area_label = QLabel()
         for label in (self.source_label, self.crs_label, self.area_label):
             label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow(tr("Source:"), self.source_label)
         form.addRow(tr("CRS:"), self.crs_label)
         form.addRow(tr("Area:"), self.area_label)
@@ -136,6 +134,7 @@ class AreaPage(QWidget):
             self.area_label.setText("–")
             return
         self.layer_message.clear_message()
+        self.message.clear_message()
         self.source_label.setText(aoi.source)
         self.crs_label.setText(f"{aoi.crs.authid()} · {aoi.crs.description()}")
         self.area_label.setText(format_km2(aoi.area_km2()))

@@ -15,7 +15,6 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QGroupBox,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -39,7 +38,17 @@ from .device_flow import DeviceFlowBridge, DeviceFlowDialog, SignInCancelledErro
 from .i18n import translator
 from .proxies import qgis_proxies
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, button_row, hint, new_form
+from .widgets import (
+    ElidingComboBox,
+    FieldMessage,
+    WrapLabel,
+    add_field,
+    button_row,
+    hint,
+    narrow_combo,
+    new_form,
+    tooltip_shows_text,
+)
 
 tr = translator("BackendsPage")
 log = logging.getLogger(__name__)
@@ -122,6 +131,7 @@ class BackendsPage(QWidget):
         self.list = QListWidget()
         self.list.setMinimumHeight(90)
         self.list.setMaximumHeight(160)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # long URLs elide ("…")
         layout.addWidget(self.list)
         self.add_button = QPushButton(tr("Add"))
         self.edit_button = QPushButton(tr("Edit"))
@@ -130,9 +140,8 @@ class BackendsPage(QWidget):
         self.test_button = QPushButton(tr("Test connection"))
         self.sign_in_button = QPushButton(tr("Sign in"))
         layout.addLayout(button_row(self.test_button, self.sign_in_button))
-        self.state_label = QLabel()
-        self.state_label.setWordWrap(True)
-        self.state_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.state_label = WrapLabel()
+        self.state_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.state_label)
         self.list_message = FieldMessage()
         layout.addWidget(self.list_message)
@@ -140,7 +149,7 @@ class BackendsPage(QWidget):
         self.editor = QGroupBox(tr("Backend"))
         form = new_form()
         self.editor.setLayout(form)
-        self.preset = QComboBox()
+        self.preset = ElidingComboBox()
         self.preset.addItem(tr("Custom"), PRESET_CUSTOM)
         self.preset.addItem(tr("Local demo backend"), PRESET_LOCAL)
         self.preset.addItem(tr("Copernicus Data Space Ecosystem (openEO federation)"), PRESET_CDSE)
@@ -150,12 +159,18 @@ class BackendsPage(QWidget):
         self.url = QLineEdit()
         self.url.setPlaceholderText(URL_PLACEHOLDER)
         self.url_message = add_field(form, tr("URL"), self.url)
-        self.auth = QComboBox()
+        tooltip_shows_text(self.url)
+        self.auth = ElidingComboBox()
         for key, label in auth_labels().items():
             self.auth.addItem(label, key)
         self.auth_message = add_field(form, tr("Authentication"), self.auth)
         self.authcfg = QgsAuthConfigSelect(None, "")
-        self.authcfg_caption = QLabel(tr("QGIS authentication"))
+        for combo in self.authcfg.findChildren(QComboBox):
+            # QGIS's own combo is otherwise as wide as its longest configuration name; QGIS resets the
+            # combo's tooltip, so the whole name goes into the widget's
+            narrow_combo(combo, chars=len("No Authentication"), tooltip=False)
+            combo.currentTextChanged.connect(self.authcfg.setToolTip)
+            self.authcfg.setToolTip(combo.currentText())
         self.authcfg_message = add_field(form, tr("Credentials"), self.authcfg)
         self.authcfg_hint = hint("")
         form.addRow(self.authcfg_hint)
@@ -181,6 +196,7 @@ class BackendsPage(QWidget):
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self.auth.currentIndexChanged.connect(self._auth_changed)
         self.list.currentRowChanged.connect(lambda _: self._selection_changed())
+        self._follow_inputs()
         self._refresh_list()
         self._auth_changed()
 
@@ -213,7 +229,10 @@ class BackendsPage(QWidget):
         self.list.clear()
         for profile in self.profiles:
             item = QListWidgetItem(f"{profile.name} — {profile.url}")
-            item.setToolTip(f"{auth_labels().get(profile.auth, profile.auth)}; {profile.parallel_jobs} parallel jobs")
+            item.setToolTip(
+                f"{profile.name} — {profile.url}\n"
+                f"{auth_labels().get(profile.auth, profile.auth)}; {profile.parallel_jobs} parallel jobs"
+            )
             self.list.addItem(item)
         self.list.blockSignals(False)
         names = [p.name for p in self.profiles]
@@ -231,7 +250,7 @@ class BackendsPage(QWidget):
     def describe_state(self, profile: BackendProfile) -> str:
         report = self.reports.get(profile.name)
         if report is None:
-            if profile.auth in credentials.TOKEN_KINDS and credentials.has_refresh_token(profile):
+            if credentials.has_stored_sign_in(profile):
                 return tr("Not tested yet; a sign-in is stored.")
             return tr("Not tested yet.")
         if report.signed_in is None:
@@ -342,43 +361,59 @@ class BackendsPage(QWidget):
         else:
             self.authcfg_hint.setText("")
 
+    def _name_problem(self) -> Optional[str]:
+        name = self.name.text().strip()
+        if not name:
+            return tr("Give the backend a name.")
+        if any(p.name == name for p in self.profiles if p.name != self._editing):
+            return tr("Another backend already has this name.")
+        return None
+
+    def _url_problem(self) -> Optional[str]:
+        url = self.url.text().strip()
+        if not url:
+            return tr("Enter the backend's URL.")
+        try:
+            core_backends.check_url(url)
+        except core_backends.InsecureUrlError:
+            return tr("Use https://: plain http:// would send your credentials unencrypted.")
+        except BackendConfigError:
+            return tr("Enter a URL like https://openeo.example.org")
+        return None
+
+    def _authcfg_problem(self) -> Optional[str]:
+        if self.auth.currentData() in credentials.USER_CONFIG_KINDS and not self.authcfg.configId():
+            return tr("Choose a QGIS authentication configuration.")
+        return None
+
+    def _follow_inputs(self) -> None:
+        """Each shown message follows its field (and the list's message, the list)."""
+        self.name_message.follow(self.name.textChanged, self._name_problem)
+        self.url_message.follow(self.url.textChanged, self._url_problem)
+        self.authcfg_message.follow(self.auth.currentIndexChanged, self._authcfg_problem)
+        self.authcfg_message.follow(self.authcfg.selectedConfigIdChanged, self._authcfg_problem)
+        self.list_message.follow(self.profilesChanged, lambda: None if self.profiles else self._no_backend())
+        self.list_message.follow(
+            self.list.currentRowChanged, lambda: None if self.selected_profile() else self._no_backend()
+        )
+
+    def _no_backend(self) -> str:
+        return tr("Add at least one backend.") if not self.profiles else tr("Select a backend first.")
+
     def editor_profile(self) -> Optional[BackendProfile]:
         """The profile in the editor, or None after showing a message beside each bad field."""
-        self._clear_messages()
-        ok = True
-        name = self.name.text().strip()
-        url = self.url.text().strip()
-        kind = self.auth.currentData()
-        if not name:
-            self.name_message.show_message(tr("Give the backend a name."))
-            ok = False
-        elif any(p.name == name for p in self.profiles if p.name != self._editing):
-            self.name_message.show_message(tr("Another backend already has this name."))
-            ok = False
-        if not url:
-            self.url_message.show_message(tr("Enter the backend's URL."))
-            ok = False
-        else:
-            try:
-                core_backends.check_url(url)
-            except core_backends.InsecureUrlError:
-                self.url_message.show_message(
-                    tr("Use https://: plain http:// would send your credentials unencrypted.")
-                )
-                ok = False
-            except BackendConfigError:
-                self.url_message.show_message(tr("Enter a URL like https://openeo.example.org"))
-                ok = False
-        if kind in credentials.USER_CONFIG_KINDS and not self.authcfg.configId():
-            self.authcfg_message.show_message(tr("Choose a QGIS authentication configuration."))
-            ok = False
-        if not ok:
+        checks = (
+            (self.name_message, self._name_problem()),
+            (self.url_message, self._url_problem()),
+            (self.authcfg_message, self._authcfg_problem()),
+        )
+        if not all([message.check(problem) for message, problem in checks]):
             return None
         preset = self.preset.currentData()
         return BackendProfile(
-            name=name,
-            url=url,
-            auth=kind,
+            name=self.name.text().strip(),
+            url=self.url.text().strip(),
+            auth=self.auth.currentData(),
             parallel_jobs=self.parallel.value(),
             preset=None if preset == PRESET_CUSTOM else preset,
         )
@@ -407,7 +442,7 @@ class BackendsPage(QWidget):
     def test_selected(self, on_done: Optional[Callable[[ConnectionReport], None]] = None) -> None:
         profile = self.selected_profile()
         if profile is None:
-            self.list_message.show_message(tr("Select a backend first."))
+            self.list_message.show_message(self._no_backend())
             return
         self.list_message.clear_message()
         snapshot = credentials.CredentialSnapshot([profile], self)
@@ -425,7 +460,7 @@ class BackendsPage(QWidget):
             self.update_url(ready)
             self.reports[profile.name] = report
             self._selection_changed()
-            level = Qgis.Success if report.signed_in is not False else Qgis.Warning
+            level = Qgis.MessageLevel.Success if report.signed_in is not False else Qgis.MessageLevel.Warning
             self.message.emit(
                 tr("{backend}: {state}").format(backend=profile.name, state=self.describe_state(profile)), level
             )
@@ -437,7 +472,7 @@ class BackendsPage(QWidget):
             self.reports.pop(profile.name, None)
             text = tr("Cannot connect to {backend}: {error}").format(backend=profile.name, error=error)
             self.state_label.setText(text)
-            self.message.emit(self.state_label.text(), Qgis.Warning)
+            self.message.emit(self.state_label.text(), Qgis.MessageLevel.Warning)
 
         task = run_in_background(
             tr("Testing the connection to {backend}").format(backend=profile.name),
@@ -451,7 +486,7 @@ class BackendsPage(QWidget):
         """Sign in without blocking QGIS: the device-flow dialog shows while a task polls."""
         profile = self.selected_profile()
         if profile is None:
-            self.list_message.show_message(tr("Select a backend first."))
+            self.list_message.show_message(self._no_backend())
             return
         if profile.auth not in (AUTH_OIDC_DEVICE, AUTH_OIDC_REFRESH_TOKEN):
             self.test_selected()
@@ -488,17 +523,19 @@ class BackendsPage(QWidget):
             self.reports[profile.name] = report
             dialog.finish(True)
             self._selection_changed()
-            self.message.emit(tr("Signed in to {backend}.").format(backend=profile.name), Qgis.Success)
+            self.message.emit(tr("Signed in to {backend}.").format(backend=profile.name), Qgis.MessageLevel.Success)
 
         def failed(error: BaseException) -> None:
             self.sign_in_button.setEnabled(True)
             self._selection_changed()
             if isinstance(error, SignInCancelledError) or bridge.cancelled.is_set():
-                self.message.emit(tr("Sign-in to {backend} cancelled.").format(backend=profile.name), Qgis.Info)
+                self.message.emit(
+                    tr("Sign-in to {backend} cancelled.").format(backend=profile.name), Qgis.MessageLevel.Info
+                )
                 return
             text = tr("Sign-in to {backend} failed: {error}").format(backend=profile.name, error=error)
             dialog.finish(False, text)
-            self.message.emit(text, Qgis.Warning)
+            self.message.emit(text, Qgis.MessageLevel.Warning)
 
         task = run_in_background(tr("Signing in to {backend}").format(backend=profile.name), work, done, failed)
         self._tasks.append((task, snapshot, bridge))
@@ -512,11 +549,7 @@ class BackendsPage(QWidget):
             self._refresh_list(select=profile.name)
 
     def validate(self) -> bool:
-        if not self.profiles:
-            self.list_message.show_message(tr("Add at least one backend."))
-            return False
-        self.list_message.clear_message()
-        return True
+        return self.list_message.check(None if self.profiles else self._no_backend())
 
     def close_down(self) -> None:
         for entry in self._tasks:

@@ -6,10 +6,16 @@ client secret). For the OIDC device flow the plugin keeps the refresh token in a
 configuration of its own, created on the first sign-in. QgsSettings only holds the
 configuration's id.
 
+Secrets are read only when needed: when the user presses Start, Sign in (or an action that
+talks to a backend needing sign-in), and only for a backend that has something stored. A
+backend without sign-in, or one never signed in, never touches QgsAuthManager, so the plugin
+never makes QGIS ask for (or create) the master password by itself. Whether a sign-in is
+stored is read from QgsSettings (the configuration's id), not from the encrypted database.
+
 The engine asks for credentials from worker threads, where QgsAuthManager may need a
-master-password prompt: so :meth:`CredentialStore.snapshot` reads everything on the
-main thread first, and refresh tokens the engine receives come back to the main
-thread through a queued signal before they are stored.
+master-password prompt: so :class:`CredentialSnapshot` reads them on the main thread first,
+and refresh tokens the engine receives come back to the main thread through a queued
+signal before they are stored.
 """
 
 from __future__ import annotations
@@ -81,6 +87,15 @@ def _load(authcfg: str) -> Optional[QgsAuthMethodConfig]:
     return config if ok and config.id() else None
 
 
+def stored_config_of(profile: BackendProfile) -> str:
+    """Id of the configuration holding ``profile``'s secrets ('' when nothing is stored: no need to read)."""
+    if profile.auth in USER_CONFIG_KINDS:
+        return authcfg_of(profile.name)
+    if profile.auth in TOKEN_KINDS:
+        return token_config_of(profile.name)
+    return ""
+
+
 def load_credentials(profile: BackendProfile) -> Optional[Credentials]:
     """The secrets of ``profile`` (main thread only; None when there are none)."""
     if profile.auth in USER_CONFIG_KINDS:
@@ -135,9 +150,9 @@ def forget(profile_name: str) -> None:
     settings.remove(_key(profile_name, "authcfg"))
 
 
-def has_refresh_token(profile: BackendProfile) -> bool:
-    creds = load_credentials(profile) if profile.auth in TOKEN_KINDS else None
-    return bool(creds and creds.refresh_token)
+def has_stored_sign_in(profile: BackendProfile) -> bool:
+    """Whether the plugin keeps a sign-in for ``profile`` (QgsSettings only: no master password needed)."""
+    return profile.auth in TOKEN_KINDS and bool(token_config_of(profile.name))
 
 
 class CredentialSnapshot(QObject):
@@ -154,15 +169,16 @@ class CredentialSnapshot(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._credentials: dict[str, Optional[Credentials]] = {}
-        if any(p.auth != "none" for p in profiles):
-            unlock()
-        for profile in profiles:
+        stored = [p for p in profiles if stored_config_of(p)]
+        if stored and not unlock():  # the user declined the master password: ask once, not per backend
+            stored = []
+        for profile in stored:
             try:
                 self._credentials[profile.name] = load_credentials(profile)
             except Exception as exc:  # noqa: BLE001 (a broken configuration means: sign in again)
                 log.warning("Cannot read the credentials of %s: %s", profile.name, type(exc).__name__)
                 self._credentials[profile.name] = None
-        self._tokenReceived.connect(self._store, Qt.QueuedConnection)
+        self._tokenReceived.connect(self._store, Qt.ConnectionType.QueuedConnection)
 
     def provider(self, profile: BackendProfile) -> Optional[Credentials]:
         with self._lock:

@@ -6,7 +6,7 @@ import logging
 from typing import Any, Optional
 
 from qgis.core import Qgis
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
 
 from .aoi_controller import AoiController
@@ -14,15 +14,16 @@ from .area_page import AreaPage
 from .backends_page import BackendsPage
 from .grid_page import GridPage
 from .process_page import ProcessPage
+from .run_controller import RunController, RunPages
 from .run_page import RunPage
+from .steps import AREA
 from .widgets import scroll_page
 
 DOCK_OBJECT_NAME = "OpenEOTileJobsDock"
 PLUGIN_NAME = "openEO Tile Jobs"
+#: Horizontal padding of the step tabs (the styles' default, ~16 px, makes five tabs wider than the dock).
+TAB_PADDING_PX = 7
 log = logging.getLogger(__name__)
-
-#: Tab indexes of the steps.
-AREA, GRID, BACKENDS, PROCESS, RUN = range(5)
 
 
 def tr(text: str) -> str:
@@ -49,16 +50,24 @@ class TileJobsDock(QDockWidget):
         )
         self.process_page = ProcessPage()
         self.run_page = RunPage()
-        from .run_controller import RunController
-
-        self.run_controller = RunController(self)
+        self.run_controller = RunController(
+            RunPages(self.grid_page, self.backends_page, self.process_page, self.run_page),
+            canvas,
+            self.notify,
+            self.show_step,
+            parent=self,
+        )
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(2, 2, 2, 2)
         self.tabs = QTabWidget(body)
         self.tabs.setDocumentMode(True)
-        self.tabs.setUsesScrollButtons(True)
+        # All five steps always in sight: no scroll arrows; compact tabs fit the dock's narrowest
+        # width, and the dock never gets narrower than its tab bar.
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.tabBar().setElideMode(Qt.TextElideMode.ElideNone)
+        self.tabs.tabBar().setStyleSheet(f"QTabBar::tab {{ padding: 4px {TAB_PADDING_PX}px; }}")
         for page, title, tip in (
             (self.area_page, tr("Area"), tr("1. Draw the area of interest")),
             (self.grid_page, tr("Grid"), tr("2. Split it into tiles")),
@@ -83,9 +92,9 @@ class TileJobsDock(QDockWidget):
             source.message.connect(self.notify)
 
     # helpers --------------------------------------------------------------------------
-    def notify(self, text: str, level: int = Qgis.Info, duration: int = 5) -> None:
+    def notify(self, text: str, level: int = Qgis.MessageLevel.Info, duration: int = 5) -> None:
         """A message in QGIS's message bar, also logged in the "openEO Tile Jobs" tab."""
-        if level in (Qgis.Warning, Qgis.Critical):
+        if level in (Qgis.MessageLevel.Warning, Qgis.MessageLevel.Critical):
             log.warning(text)
         else:
             log.info(text)

@@ -19,7 +19,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGroupBox,
-    QLabel,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -32,7 +31,18 @@ from .aoi import Aoi
 from .i18n import translator
 from .map_tools import AoiRubberBand
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, button_row, hint, icon, new_form
+from .widgets import (
+    ElidingComboBox,
+    FieldMessage,
+    WrapLabel,
+    add_field,
+    button_row,
+    hint,
+    icon,
+    narrow_combo,
+    new_form,
+    tooltip_shows_text,
+)
 
 tr = translator("GridPage")
 log = logging.getLogger(__name__)
@@ -120,8 +130,10 @@ class GridPage(QWidget):
         group.addButton(self.auto_crs)
         group.addButton(self.chosen_crs)
         self.crs_widget = QgsProjectionSelectionWidget()
-        self.crs_widget.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
+        self.crs_widget.setOptionVisible(QgsProjectionSelectionWidget.CrsOption.CrsNotSet, True)
         self.crs_widget.setNotSetText(tr("Choose a projected CRS…"))
+        for combo in self.crs_widget.findChildren(QComboBox):
+            narrow_combo(combo)  # else as wide as the longest CRS name QGIS lists
         saved_crs = settings.value("grid/crs", "", str)
         self.crs_widget.setCrs(QgsCoordinateReferenceSystem(saved_crs) if saved_crs else QgsCoordinateReferenceSystem())
         self.auto_crs.setChecked(not saved_crs)
@@ -131,9 +143,9 @@ class GridPage(QWidget):
         crs_column.addWidget(self.auto_crs_label)
         crs_column.addWidget(self.chosen_crs)
         crs_column.addWidget(self.crs_widget)
-        self.crs_message = add_field(form, tr("Tiling CRS"), crs_column)
+        self.crs_message = add_field(form, tr("Tiling CRS"), crs_column, below=True)
 
-        self.anchor = QComboBox()
+        self.anchor = ElidingComboBox()
         self.anchor.addItem(tr("Lower-left corner of the area"), "aoi")
         self.anchor.addItem(tr("Multiples of the tile size (stable ids)"), "global")
         self.anchor.setCurrentIndex(max(0, self.anchor.findData(settings.value("grid/anchor", "aoi", str))))
@@ -153,8 +165,7 @@ class GridPage(QWidget):
 
         preview = QGroupBox(tr("Preview"))
         column = QVBoxLayout(preview)
-        self.count_label = QLabel(tr("Draw an area first."))
-        self.count_label.setWordWrap(True)
+        self.count_label = WrapLabel(tr("Draw an area first."))
         font = self.count_label.font()
         font.setBold(True)
         self.count_label.setFont(font)
@@ -173,9 +184,10 @@ class GridPage(QWidget):
         form = new_form()
         output.setLayout(form)
         self.database = QgsFileWidget()
-        self.database.setStorageMode(QgsFileWidget.SaveFile)
+        self.database.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.database.setFilter(tr("GeoPackage (*.gpkg)"))
         self.database.setConfirmOverwrite(False)
+        tooltip_shows_text(self.database)
         self.database.setFilePath(settings.value("grid/database", "", str))
         self.database_message = add_field(
             form, tr("GeoPackage"), self.database, tr("The tiles and the state of their jobs, in one file")
@@ -199,16 +211,26 @@ class GridPage(QWidget):
         self.max_tiles.valueChanged.connect(self.schedule_preview)
         self.show_preview.toggled.connect(lambda _: self._draw_preview())
         self.confirm_many.toggled.connect(lambda _: self.create_message.clear_message())
+        self.database.fileChanged.connect(self._database_changed)
+        self.database_message.follow(self.database.fileChanged, lambda: self._database_problem(confirming=False))
         self.create_button.clicked.connect(self.create_grid)
 
     # inputs -------------------------------------------------------------------
     def set_aoi(self, aoi: Optional[Aoi]) -> None:
         self.aoi = aoi
+        if aoi is not None and self.create_message.has_message():
+            self.create_message.clear_message()  # it was about the area (or the grid of the last one)
         self._update_auto_crs_label()
         self.schedule_preview()
 
+    def _database_changed(self, path: str) -> None:
+        if path.strip() != self._confirmed_overwrite:
+            self._confirmed_overwrite = None  # a replace confirmed for another file does not carry over
+
     def _crs_changed(self, *_: Any) -> None:
-        if self.crs_widget.crs().isValid():
+        crs = self.crs_widget.crs()
+        self.crs_widget.setToolTip(f"{crs.authid()} · {crs.description()}" if crs.isValid() else "")
+        if crs.isValid():
             self.chosen_crs.setChecked(True)
         self.schedule_preview()
 
@@ -351,25 +373,8 @@ class GridPage(QWidget):
         if self.aoi is None:
             self.create_message.show_message(tr("Draw an area first (step Area)."))
             return False
-        path = self.database.filePath().strip()
-        if not path:
-            self.database_message.show_message(tr("Choose where to save the job database."))
+        if not self.database_message.check(self._database_problem(confirming=True)):
             ok = False
-        elif not path.lower().endswith(".gpkg"):
-            self.database_message.show_message(tr("The job database is a GeoPackage: its name ends in .gpkg."))
-            ok = False
-        elif Path(path).exists() and self._confirmed_overwrite != path:
-            self.database_message.show_message(
-                tr("This file exists: press Create grid again to replace it and its run.")
-            )
-            self._confirmed_overwrite = path
-            ok = False
-        elif not Path(path).parent.is_dir():
-            folder = Path(path).parent
-            self.database_message.show_message(tr("The folder {folder} does not exist.").format(folder=folder))
-            ok = False
-        else:
-            self.database_message.clear_message()
         if not ok:
             return False
         if self.preview_error and self.preview_grid is None:
@@ -383,6 +388,22 @@ class GridPage(QWidget):
                 return False
         self.create_message.clear_message()
         return True
+
+    def _database_problem(self, confirming: bool) -> Optional[str]:
+        """What is wrong with the job database field; ``confirming``: Create grid was pressed."""
+        path = self.database.filePath().strip()
+        if not path:
+            return tr("Choose where to save the job database.")
+        if not path.lower().endswith(".gpkg"):
+            return tr("The job database is a GeoPackage: its name ends in .gpkg.")
+        if Path(path).exists() and self._confirmed_overwrite != path:
+            if not confirming:
+                return tr("This file exists: press Create grid twice to replace it and its run.")
+            self._confirmed_overwrite = path
+            return tr("This file exists: press Create grid again to replace it and its run.")
+        if not Path(path).parent.is_dir():
+            return tr("The folder {folder} does not exist.").format(folder=Path(path).parent)
+        return None
 
     def create_grid(self) -> None:
         if not self.validate():

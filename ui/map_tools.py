@@ -7,11 +7,12 @@ polygon tool is a plain QgsMapTool drawing its own QgsRubberBand.
 
 from __future__ import annotations
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsPointXY, QgsRectangle, QgsWkbTypes
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsPointXY, QgsRectangle
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapTool, QgsMapToolExtent, QgsRubberBand
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QKeyEvent
 
+from ..gis.compat import GEOMETRY_POLYGON
 from .i18n import translator
 
 tr = translator("MapTools")
@@ -47,19 +48,19 @@ class PolygonAoiTool(QgsMapTool):
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
         self.setToolName(tr("Draw a polygon AOI"))
-        self.setCursor(Qt.CrossCursor)
+        self.setCursor(Qt.CursorShape.CrossCursor)
         self._points: list[QgsPointXY] = []
-        self._band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
+        self._band = QgsRubberBand(canvas, GEOMETRY_POLYGON)
         self._band.setStrokeColor(AOI_STROKE)
         self._band.setFillColor(AOI_FILL)
         self._band.setWidth(2)
-        self._band.setLineStyle(Qt.DashLine)
+        self._band.setLineStyle(Qt.PenStyle.DashLine)
 
     # events -----------------------------------------------------------------
     def canvasPressEvent(self, event: QgsMapMouseEvent) -> None:
-        if event.button() == Qt.RightButton:
+        if event.button() == Qt.MouseButton.RightButton:
             self._finish()
-        elif event.button() == Qt.LeftButton:
+        elif event.button() == Qt.MouseButton.LeftButton:
             self._points.append(event.snapPoint())
             self._redraw()
 
@@ -68,18 +69,18 @@ class PolygonAoiTool(QgsMapTool):
             self._redraw(floating=event.snapPoint())
 
     def canvasDoubleClickEvent(self, event: QgsMapMouseEvent) -> None:
-        if event.button() == Qt.LeftButton:
+        if event.button() == Qt.MouseButton.LeftButton:
             self._finish()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key_Escape:
+        if event.key() == Qt.Key.Key_Escape:
             self.reset()
             event.accept()
-        elif event.key() in (Qt.Key_Backspace, Qt.Key_Delete) and self._points:
+        elif event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete) and self._points:
             self._points.pop()
             self._redraw()
             event.accept()
-        elif event.key() in (Qt.Key_Return, Qt.Key_Enter):
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._finish()
             event.accept()
         else:
@@ -95,7 +96,7 @@ class PolygonAoiTool(QgsMapTool):
 
     def reset(self) -> None:
         self._points.clear()
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(GEOMETRY_POLYGON)
 
     def remove_rubber_band(self) -> None:
         """Take the rubber band off the canvas (the plugin's unload)."""
@@ -105,7 +106,7 @@ class PolygonAoiTool(QgsMapTool):
             scene.removeItem(self._band)
 
     def _redraw(self, floating: QgsPointXY | None = None) -> None:
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(GEOMETRY_POLYGON)
         points = self._points + ([floating] if floating is not None else [])
         for i, point in enumerate(points):
             self._band.addPoint(point, i == len(points) - 1)
@@ -137,7 +138,7 @@ class AoiRubberBand:
 
     def __init__(self, canvas: QgsMapCanvas, stroke: QColor = AOI_STROKE, fill: QColor = AOI_FILL, width: int = 2):
         self._canvas = canvas
-        self.band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
+        self.band = QgsRubberBand(canvas, GEOMETRY_POLYGON)
         self.band.setStrokeColor(stroke)
         self.band.setFillColor(fill)
         self.band.setWidth(width)
@@ -147,7 +148,7 @@ class AoiRubberBand:
         self.band.show()
 
     def clear(self) -> None:
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
+        self.band.reset(GEOMETRY_POLYGON)
 
     def is_empty(self) -> bool:
         return self.band.numberOfVertices() == 0

@@ -9,18 +9,19 @@ from qgis.gui import QgsDateEdit, QgsDateTimeEdit
 from qgis.PyQt.QtCore import QDate, QDateTime, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QStyle,
     QWidget,
 )
 
 from . import param_schema as ps
+from .flow_layout import FlowLayout
 from .i18n import translator
-from .widgets import FieldMessage, add_field, hint, new_form
+from .widgets import ElidingComboBox, FieldMessage, add_field, hint, new_form
 
 tr = translator("ParameterForm")
 
@@ -64,6 +65,10 @@ def _date_edit(allow_null: bool) -> QgsDateEdit:
     edit.setDisplayFormat("yyyy-MM-dd")
     edit.setCalendarPopup(True)
     edit.setAllowNull(allow_null)
+    if allow_null:
+        # the clear button sits inside the text field, but the size hint leaves no room for it
+        clear_button = edit.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 8
+        edit.setMinimumWidth(edit.sizeHint().width() + clear_button)
     return edit
 
 
@@ -97,16 +102,19 @@ class FieldEditor:
             self.widget.setAllowNull(optional)
         elif kind == ps.DATE_RANGE:
             self.widget = QWidget()
-            row = QHBoxLayout(self.widget)
-            row.setContentsMargins(0, 0, 0, 0)
+            row = FlowLayout(self.widget)  # "– end" goes below the start in a narrow dock
             self.start, self.end = _date_edit(True), _date_edit(True)
-            row.addWidget(self.start, 1)
-            row.addWidget(QLabel("–"))
-            row.addWidget(self.end, 1)
+            end = QWidget()
+            end_row = QHBoxLayout(end)
+            end_row.setContentsMargins(0, 0, 0, 0)
+            end_row.addWidget(QLabel("–"))
+            end_row.addWidget(self.end)
+            row.addWidget(self.start)
+            row.addWidget(end)
             self.start.setToolTip(tr("Start (included)"))
             self.end.setToolTip(tr("End (excluded)"))
         elif kind == ps.ENUM:
-            self.widget = QComboBox()
+            self.widget = ElidingComboBox()
             if optional:
                 self.widget.addItem("", None)
             for choice in spec.choices:
@@ -152,7 +160,7 @@ class FieldEditor:
         if kind == ps.DATE:
             _set_date(self.widget, value)
         elif kind == ps.DATETIME:
-            moment = QDateTime.fromString(str(value), Qt.ISODate) if value else QDateTime()
+            moment = QDateTime.fromString(str(value), Qt.DateFormat.ISODate) if value else QDateTime()
             if moment.isValid():
                 self.widget.setDateTime(moment)
             elif self.widget.allowNull():
@@ -184,7 +192,7 @@ class FieldEditor:
         if kind == ps.DATE:
             return _date_value(self.widget)
         if kind == ps.DATETIME:
-            return None if self.widget.isNull() else self.widget.dateTime().toString(Qt.ISODate)
+            return None if self.widget.isNull() else self.widget.dateTime().toString(Qt.DateFormat.ISODate)
         if kind == ps.DATE_RANGE:
             return [_date_value(self.start), _date_value(self.end)]
         if kind == ps.ENUM:
@@ -232,6 +240,25 @@ class FieldEditor:
     def set_enabled(self, enabled: bool) -> None:
         self.widget.setEnabled(enabled)
 
+    def changed_signals(self) -> list:
+        """The signals fired when the user changes this parameter's value."""
+        kind = self.spec.kind
+        if kind == ps.DATE_RANGE:
+            return [self.start.dateValueChanged, self.end.dateValueChanged]
+        if kind == ps.BBOX:
+            return [edit.textChanged for edit in self.bbox_edits.values()]
+        if kind == ps.DATE:
+            return [self.widget.dateValueChanged]
+        if kind == ps.DATETIME:
+            return [self.widget.valueChanged]
+        if kind == ps.ENUM:
+            return [self.widget.currentIndexChanged]
+        if kind == ps.BOOLEAN:
+            return [self.widget.toggled]
+        if kind == ps.GEOMETRY:
+            return []
+        return [self.widget.textChanged]
+
 
 class ParameterForm(QWidget):
     """Fields for a process's parameters, each with its message; the geometry parameter is filled per tile."""
@@ -253,6 +280,8 @@ class ParameterForm(QWidget):
             editor = FieldEditor(spec)
             label = spec.label + ("" if spec.required else tr(" (optional)"))
             editor.message = add_field(self._form, label, editor.widget, spec.description)
+            for signal in editor.changed_signals():
+                editor.message.follow(signal, lambda e=editor: self._problem_text(e))
             self.editors[spec.name] = editor
         self.set_geometry_parameter(geometry_parameter)
 
@@ -265,17 +294,15 @@ class ParameterForm(QWidget):
                 editor.widget.setToolTip(tr("Each tile's geometry goes into this parameter."))
                 editor.message.clear_message()
 
+    def _problem_text(self, editor: FieldEditor) -> Optional[str]:
+        if editor.spec.name == self.geometry_parameter:
+            return None
+        problem = editor.problem()
+        return None if problem is None else problem_text(problem)
+
     def validate(self) -> bool:
         """Show a message beside every bad field; True when all are fine."""
-        ok = True
-        for name, editor in self.editors.items():
-            problem = None if name == self.geometry_parameter else editor.problem()
-            if problem is None:
-                editor.message.clear_message()
-            else:
-                editor.message.show_message(problem_text(problem))
-                ok = False
-        return ok
+        return all([editor.message.check(self._problem_text(editor)) for editor in self.editors.values()])
 
     def values(self) -> dict[str, Any]:
         """Parameter values shared by every tile (without the geometry parameter and unset optional ones)."""

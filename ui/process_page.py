@@ -15,9 +15,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
-    QComboBox,
     QGroupBox,
-    QLabel,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -33,7 +31,7 @@ from .i18n import translator
 from .param_form import ParameterForm
 from .proxies import qgis_proxies
 from .tasks import run_in_background
-from .widgets import FieldMessage, add_field, button_row, hint, new_form
+from .widgets import ElidingComboBox, FieldMessage, WrapLabel, add_field, button_row, hint, new_form, tooltip_shows_text
 
 tr = translator("ProcessPage")
 log = logging.getLogger(__name__)
@@ -85,7 +83,7 @@ class ProcessPage(QWidget):
         source = QGroupBox(tr("Process"))
         form = new_form()
         source.setLayout(form)
-        self.source_namespace = QRadioButton(tr("Process definition URL (namespace)"))
+        self.source_namespace = QRadioButton(tr("URL of a process definition"))
         self.source_process_id = QRadioButton(tr("Process of a backend"))
         self.source_file = QRadioButton(tr("Process graph file"))
         group = QButtonGroup(self)
@@ -99,11 +97,13 @@ class ProcessPage(QWidget):
         self.process_id = QLineEdit()
         self.process_id.setPlaceholderText(tr("e.g. cloud_free_composite"))
         self.process_id_message = add_field(form, tr("Process id"), self.process_id)
-        self.backend = QComboBox()
+        self.backend = ElidingComboBox()
         self.backend_message = add_field(form, tr("Describe on"), self.backend)
         self.graph_file = QgsFileWidget()
         self.graph_file.setFilter(tr("Process graph (*.json)"))
         self.graph_file_message = add_field(form, tr("File"), self.graph_file)
+        for field in (self.namespace, self.process_id, self.graph_file):
+            tooltip_shows_text(field)
         self.load_button = QPushButton(tr("Load definition"))
         self.demo_button = QPushButton(tr("Demo process"))
         self.demo_button.setToolTip(tr("The cloud-free composite of the Local demo backend"))
@@ -114,11 +114,10 @@ class ProcessPage(QWidget):
 
         self.params_box = QGroupBox(tr("Parameters"))
         column = QVBoxLayout(self.params_box)
-        self.summary = QLabel(tr("Load a process definition to see its parameters."))
-        self.summary.setWordWrap(True)
+        self.summary = WrapLabel(tr("Load a process definition to see its parameters."))
         column.addWidget(self.summary)
         geometry_form = new_form()
-        self.geometry_combo = QComboBox()
+        self.geometry_combo = ElidingComboBox()
         self.geometry_message = add_field(
             geometry_form, tr("Tile geometry goes to"), self.geometry_combo, tr("The parameter filled per tile")
         )
@@ -131,6 +130,7 @@ class ProcessPage(QWidget):
         self.load_button.clicked.connect(lambda: self.load_definition())
         self.demo_button.clicked.connect(lambda: self.use_demo_process())
         self.geometry_combo.currentIndexChanged.connect(self._geometry_changed)
+        self._follow_inputs()
         self._restore()
 
     # sources ----------------------------------------------------------------------
@@ -181,6 +181,8 @@ class ProcessPage(QWidget):
         self.graph_file.setEnabled(source == SOURCE_FILE)
 
     def refresh_backends(self) -> None:
+        if self.load_message.has_message() and self.resolved is None:
+            self.load_message.clear_message()  # e.g. "Add the Local demo backend first": the list changed
         current = self.backend.currentText()
         self.backend.clear()
         for profile in self.profiles():
@@ -205,32 +207,61 @@ class ProcessPage(QWidget):
             settings.set_json_value("process/parameters", self.form.values())
 
     # loading ---------------------------------------------------------------------------
+    def _namespace_problem(self) -> Optional[str]:
+        if self.source() == SOURCE_NAMESPACE and not self.namespace.text().strip().startswith(("http://", "https://")):
+            return tr("Enter the http(s) URL of a process definition.")
+        return None
+
+    def _process_id_problem(self) -> Optional[str]:
+        if self.source() == SOURCE_PROCESS_ID and not self.process_id.text().strip():
+            return tr("Enter the id of a process of the backend.")
+        return None
+
+    def _backend_problem(self) -> Optional[str]:
+        if self.source() == SOURCE_PROCESS_ID and not self.backend.currentText():
+            return tr("Add a backend first (step Backends).")
+        return None
+
+    def _graph_file_problem(self) -> Optional[str]:
+        if self.source() == SOURCE_FILE and not self.graph_file.filePath().strip():
+            return tr("Choose a process graph file.")
+        return None
+
+    def _follow_inputs(self) -> None:
+        """Each shown message follows its field; the load message is about the inputs it was shown for."""
+        fields = (
+            (self.namespace_message, self.namespace.textChanged, self._namespace_problem),
+            (self.process_id_message, self.process_id.textChanged, self._process_id_problem),
+            (self.backend_message, self.backend.currentIndexChanged, self._backend_problem),
+            (self.graph_file_message, self.graph_file.fileChanged, self._graph_file_problem),
+        )
+        for message, signal, problem in fields:
+            message.follow(signal, problem)
+            self.load_message.follow(signal, lambda: None)
+        for button in (self.source_namespace, self.source_process_id, self.source_file):
+            for message, _signal, problem in fields:
+                message.follow(button.toggled, problem)
+            self.load_message.follow(button.toggled, lambda: None)
+
     def _source_spec(self) -> Optional[jobspec.JobSpec]:
         """A JobSpec without parameters from the source fields, or None after showing messages."""
-        for message in (self.namespace_message, self.process_id_message, self.backend_message, self.graph_file_message):
-            message.clear_message()
+        checks = (
+            (self.namespace_message, self._namespace_problem()),
+            (self.process_id_message, self._process_id_problem()),
+            (self.backend_message, self._backend_problem()),
+            (self.graph_file_message, self._graph_file_problem()),
+        )
+        if not all([message.check(problem) for message, problem in checks]):
+            return None
         source = self.source()
         try:
             if source == SOURCE_NAMESPACE:
-                url = self.namespace.text().strip()
-                if not url.startswith(("http://", "https://")):
-                    self.namespace_message.show_message(tr("Enter the http(s) URL of a process definition."))
-                    return None
-                return jobspec.JobSpec(namespace=url, process_id=self.process_id.text().strip() or None)
+                return jobspec.JobSpec(
+                    namespace=self.namespace.text().strip(), process_id=self.process_id.text().strip() or None
+                )
             if source == SOURCE_PROCESS_ID:
-                ok = True
-                if not self.process_id.text().strip():
-                    self.process_id_message.show_message(tr("Enter the id of a process of the backend."))
-                    ok = False
-                if not self.backend.currentText():
-                    self.backend_message.show_message(tr("Add a backend first (step Backends)."))
-                    ok = False
-                return jobspec.JobSpec(process_id=self.process_id.text().strip()) if ok else None
-            path = self.graph_file.filePath().strip()
-            if not path:
-                self.graph_file_message.show_message(tr("Choose a process graph file."))
-                return None
-            return jobspec.JobSpec(process_graph_file=path)
+                return jobspec.JobSpec(process_id=self.process_id.text().strip())
+            return jobspec.JobSpec(process_graph_file=self.graph_file.filePath().strip())
         except jobspec.JobSpecError as exc:
             self.load_message.show_message(str(exc))
             return None
@@ -266,13 +297,14 @@ class ProcessPage(QWidget):
             self.load_button.setEnabled(True)
             self.summary.setText(tr("Load a process definition to see its parameters."))
             self.load_message.show_message(str(error))
-            self.message.emit(tr("Cannot load the process: {error}").format(error=error), Qgis.Warning)
+            self.message.emit(tr("Cannot load the process: {error}").format(error=error), Qgis.MessageLevel.Warning)
 
         self._task = run_in_background(tr("Loading the process definition"), work, done, failed)
         self._task_refs = (snapshot,)
 
     def show_definition(self, resolved: jobspec.ResolvedProcess) -> None:
         self.resolved = resolved
+        self.load_message.clear_message()
         self.fields = ps.fields_from_parameters(parameter_dicts(resolved.parameters))
         geometry = resolved.geometry_parameter or ps.geometry_field(self.fields)
         self.geometry_combo.blockSignals(True)

@@ -5,27 +5,25 @@ checks every step (a message beside each bad field, nothing starts from an inval
 form), then hands the job database, the process, the backends and the output folder to
 the engine; engine events update the Run step and the tile layer.
 
-The engine side is :mod:`gis.run_session`: one :class:`RunSession` per job database (tile
-layer, results group, the QgsTask that drives the scheduler and re-emits its events as
-Qt signals) and :func:`make_scheduler`, shared with the demo and Processing.
+The engine side is :func:`core.run_setup.make_scheduler` (shared with the demo and
+Processing) and :class:`gis.run_session.RunSession`: one per job database (tile layer,
+results group, the QgsTask that drives the scheduler and re-emits its events as Qt signals).
+The controller gets the pages it drives and a ``notify`` callback, not the dock.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from qgis.core import (
     Qgis,
-    QgsCoordinateTransform,
-    QgsFeatureRequest,
     QgsProject,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QObject, QUrl, pyqtSignal
-from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
-from qgis.PyQt.QtWidgets import QDialog, QPlainTextEdit, QVBoxLayout
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import QAction
 
 from ..core import statuses
 from ..core.events import Progress, StatusChange
@@ -35,40 +33,70 @@ from ..core.run_setup import make_scheduler, move_backend, recorded_output_dir, 
 from ..core.scheduler import Scheduler
 from ..gis.run_session import RunSession
 from . import local_demo
+from .backends_page import BackendsPage
+from .credentials import CredentialSnapshot
+from .grid_page import GridPage
 from .i18n import translator
+from .process_page import ProcessPage
 from .proxies import qgis_proxies
+from .run_figures import ACTIVE_TIME_KEY
+from .run_page import FAILED_STATUSES, RunPage
+from .steps import BACKENDS, GRID, PROCESS
 from .tasks import run_in_background
+from .tile_actions import TileMenuHandlers
+from .tile_map_menu import TileLayerAction, TileMenuTool
 from .tile_table import DB_COLUMNS
-
-if TYPE_CHECKING:
-    from .dock import TileJobsDock
 
 tr = translator("RunController")
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 1.0
+#: How often a running run's active time is written to its run record (seconds).
+SAVE_ACTIVE_TIME_S = 30
+
+#: ``notify(text, level, duration)``: a message for the user (the dock's message bar).
+Notify = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class RunPages:
+    """The steps the run controller reads and drives."""
+
+    grid: GridPage
+    backends: BackendsPage
+    process: ProcessPage
+    run: RunPage
 
 
 class RunController(QObject):
     runFinished = pyqtSignal(str)
 
-    def __init__(self, dock: TileJobsDock) -> None:
-        super().__init__(dock)
-        self.dock = dock
-        self.page = dock.run_page
+    def __init__(
+        self,
+        pages: RunPages,
+        canvas: Any,
+        notify: Notify,
+        show_step: Callable[[int], None],
+        parent: Optional[QObject] = None,
+    ) -> None:
+        super().__init__(parent)
+        self.pages = pages
+        self.canvas = canvas
+        self.notify = notify
+        self.show_step = show_step
+        self.page = pages.run
         self.db: Optional[JobDB] = None
         self.db_path: Optional[str] = None
         self.session: Optional[RunSession] = None
         self.scheduler: Optional[Scheduler] = None
         self.snapshot = None
         self.backend_states: dict[str, str] = {}
-        self.log_dialogs: list[QDialog] = []
         self.last_outcome: Optional[str] = None
+        self._ran = False  # the run shown was started in this session (its active time changed)
         self._keep: list[Any] = []
         self._preparing = False  # Start waits for the Local demo backend to come up
 
-        dock.grid_page.writer = self._write_job_database
-        dock.grid_page.gridCreated.connect(self._grid_created)
+        pages.grid.writer = self._write_job_database
+        pages.grid.gridCreated.connect(self._grid_created)
         self.page.startRequested.connect(self.start)
         self.page.openRequested.connect(self.open_run)
         self.page.stopRequested.connect(self.stop)
@@ -76,18 +104,14 @@ class RunController(QObject):
         self.page.cancelRemoteRequested.connect(self.cancel_remote_jobs)
 
         actions = self.page.actions
-        actions.zoom_to = self.zoom_to_tile
-        actions.copy_job_id = lambda row: QGuiApplication.clipboard().setText(str(row.get("id") or ""))
-        actions.open_folder = self.open_result_folder
-        actions.add_result_layer = self.add_result_layer
+        self.tile_handlers = TileMenuHandlers(canvas, notify, pages.backends.profile, lambda: self.session, self.page)
+        self.tile_handlers.fill(actions)
         actions.retry = self.retry_tiles
-        actions.show_logs = self.show_logs
 
-        from qgis.PyQt.QtWidgets import QAction
+        self._save_timer = QTimer(self)
+        self._save_timer.setInterval(SAVE_ACTIVE_TIME_S * 1000)
+        self._save_timer.timeout.connect(self._save_active_time)
 
-        from .tile_map_menu import TileMenuTool
-
-        canvas = dock.iface.mapCanvas()
         self.tile_tool = TileMenuTool(canvas, lambda: self.tile_layer, self.rows_for_fids, actions)
         self.tile_tool_action = QAction(tr("Tile menu on the map"), self)
         self.tile_tool_action.setCheckable(True)
@@ -96,9 +120,11 @@ class RunController(QObject):
         self.tile_tool.setAction(self.tile_tool_action)
         self.page.set_map_tool_action(self.tile_tool_action)
         self.layer_action = None
+        from qgis.utils import iface
+
         from .run_resume import RunList
 
-        self.run_list = RunList(self, dock.iface, dock.show_step, self)
+        self.run_list = RunList(self, iface, show_step, self)
 
     @property
     def tile_layer(self) -> Optional[QgsVectorLayer]:
@@ -112,19 +138,31 @@ class RunController(QObject):
 
     def _grid_created(self, grid, path: str) -> None:
         self.open_database(path)
-        self.dock.notify(tr("{count:,} tiles created in {path}.").format(count=len(grid), path=path), Qgis.Success)
-        self.dock.show_step(2)
+        self.notify(
+            tr("{count:,} tiles created in {path}.").format(count=len(grid), path=path), Qgis.MessageLevel.Success
+        )
+        self.show_step(BACKENDS)
 
     def open_database(self, path: str) -> None:
         """Show a run's job database: tile layer on the map (via :class:`RunSession`), rows in the table."""
         if self.running:
             self.stop()
+            self.page.set_running(False)
+        self._save_active_time()
         self._drop_session()
         if self.db is not None:
             self.db.close()
+        self._ran = False
         self.db = JobDB.open(path)
         self.db_path = path
-        self.page.set_database(path, self.db.all_rows(columns=[c for c in DB_COLUMNS if c != "fid"]))
+        record = self.db.run_record()
+        self.page.set_database(
+            path,
+            self.db.all_rows(columns=[c for c in DB_COLUMNS if c != "fid"]),
+            output_dir=str(recorded_output_dir(record, self.db.path)),
+            costs=self.db.sum_costs(),
+            active_s=float(record.get(ACTIVE_TIME_KEY) or 0.0),
+        )
         session = RunSession(path, parent=self)
         session.statusChanged.connect(self._status_changed)
         session.resultStatusChanged.connect(self._status_changed)
@@ -134,15 +172,10 @@ class RunController(QObject):
         session.backendStateChanged.connect(self._backend_state)
         session.runEnded.connect(self._ended)
         self.session = session
-        from .tile_map_menu import TileLayerAction
-
         if self.layer_action is not None:
             self.layer_action.unregister()
         self.layer_action = TileLayerAction(session.layer, self.rows_for_fids, self.page.actions, self)
         self.layer_action.register()
-        record = self.db.run_record()
-        if not self.page.output.filePath():
-            self.page.output.setFilePath(str(recorded_output_dir(record, self.db.path)))
         self.run_list.refresh()
 
     def open_run(self, path: str) -> bool:
@@ -152,8 +185,7 @@ class RunController(QObject):
         except Exception as exc:  # noqa: BLE001 (not one of our files, unreadable...)
             self.page.start_message.show_message(tr("Cannot open {path}: {error}").format(path=path, error=exc))
             return False
-        self.page.start_message.clear_message()
-        self.dock.notify(tr("Opened the run {path}.").format(path=path), Qgis.Info)
+        self.notify(tr("Opened the run {path}.").format(path=path), Qgis.MessageLevel.Info)
         return True
 
     def _drop_session(self) -> None:
@@ -182,24 +214,23 @@ class RunController(QObject):
         problems = []
         if self.db is None:
             page.start_message.show_message(tr("Create the grid first (step Grid)."))
-            problems.append(1)
+            problems.append(GRID)
         record = self.db.run_record() if self.db is not None else {}
         output_ok = page.validate_output()
         # What the panel shows wins; a reopened run the panel knows nothing of runs as it was recorded.
-        profiles = list(self.dock.backends_page.profiles) or recorded_profiles(record)
-        if not profiles and not self.dock.backends_page.validate():
-            problems.append(2)
-        process = self.dock.process_page
+        profiles = list(self.pages.backends.profiles) or recorded_profiles(record)
+        if not profiles and not self.pages.backends.validate():
+            problems.append(BACKENDS)
         spec: Optional[JobSpec] = None
-        if process.resolved is None:
+        if self.pages.process.resolved is None:
             spec = recorded_spec(record)
         if spec is None:
-            spec = process.job_spec()
+            spec = self.pages.process.job_spec()
         if spec is None:
-            problems.append(3)
+            problems.append(PROCESS)
         if problems or not output_ok:
             if problems:
-                self.dock.show_step(problems[0])
+                self.show_step(problems[0])
             if not page.start_message.has_message():
                 page.start_message.show_message(tr("Fix the fields marked in red first."))
             return None
@@ -248,12 +279,10 @@ class RunController(QObject):
         for old, new in zip(run["profiles"], profiles):
             if old.url != new.url:
                 spec = move_backend(spec, old.url, new.url)
-                self.dock.backends_page.update_url(new)
+                self.pages.backends.update_url(new)
         return {**run, "spec": spec, "profiles": profiles}
 
     def _start(self, run: dict[str, Any]) -> bool:
-        from .credentials import CredentialSnapshot
-
         self.snapshot = CredentialSnapshot(run["profiles"], self)
         try:
             self.scheduler = make_scheduler(
@@ -270,8 +299,10 @@ class RunController(QObject):
             self.page.start_message.show_message(str(exc))
             return False
         self.last_outcome = None
+        self._ran = True
         self.page.set_running(True)
-        self.dock.notify(tr("Run started."), Qgis.Info)
+        self._save_timer.start()
+        self.notify(tr("Run started."), Qgis.MessageLevel.Info)
         return True
 
     def stop(self, cancel_remote_jobs: bool = False) -> None:
@@ -281,33 +312,48 @@ class RunController(QObject):
     def _ended(self, outcome: str, result: Any) -> None:
         self.page.set_running(False)
         self.run_list.refresh()
+        self._save_timer.stop()
+        self._save_active_time()
         self.last_outcome = outcome
         error = getattr(result, "error", None)
         if outcome == "failed":
-            self.dock.notify(tr("The run stopped: {error}").format(error=error), Qgis.Critical)
+            self.notify(tr("The run stopped: {error}").format(error=error), Qgis.MessageLevel.Critical)
         elif outcome == "done":
             counts = self.page.model.counts()
-            self.dock.notify(
+            self.notify(
                 tr("Run finished: {finished} finished, {failed} failed.").format(
                     finished=counts.get(statuses.FINISHED, 0),
                     failed=sum(counts.get(s, 0) for s in (statuses.ERROR, statuses.START_FAILED)),
                 ),
-                Qgis.Success,
+                Qgis.MessageLevel.Success,
             )
         else:
-            self.dock.notify(tr("Run stopped; press Start to resume."), Qgis.Info)
+            self.notify(tr("Run stopped; press Start to resume."), Qgis.MessageLevel.Info)
         if getattr(result, "remote_canceled", 0):
-            self.dock.notify(tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.Info)
+            self.notify(
+                tr("{count} remote job(s) canceled.").format(count=result.remote_canceled), Qgis.MessageLevel.Info
+            )
         self.runFinished.emit(outcome)
+
+    def _save_active_time(self) -> None:
+        """Record the run's active time in its run record (Elapsed goes on from there next session)."""
+        if self.db is None or not self._ran:
+            return
+        try:
+            self.db.update_run_record({ACTIVE_TIME_KEY: round(self.page.clock.elapsed(), 1)})
+        except Exception as exc:  # noqa: BLE001 (a figure must never end a run)
+            log.warning("Cannot record the run's active time: %s", exc)
 
     def retry_tiles(self, fids: list[int]) -> int:
         if self.db is None or not fids:
             return 0
         if self.running and self.scheduler is not None:
-            count = self.scheduler.retry_tiles(fids)
+            # the engine resets them in its next round; it returns how many it will retry
+            eligible = [r for r in self.db.get_many(fids, columns=["status"]) if r["status"] in FAILED_STATUSES]
+            returned = self.scheduler.retry_tiles(fids)
+            count = returned if isinstance(returned, int) else len(eligible)
         else:
-            failed = (statuses.ERROR, statuses.START_FAILED, statuses.CANCELED)
-            rows = [r for r in self.db.get_many(fids) if r["status"] in failed]
+            rows = [r for r in self.db.get_many(fids) if r["status"] in FAILED_STATUSES]
             self.db.update_many(
                 {
                     int(r["fid"]): {
@@ -325,7 +371,7 @@ class RunController(QObject):
             self.page.show_counts(self.page.model.counts())
             if self.tile_layer is not None:
                 self.tile_layer.triggerRepaint()
-        self.dock.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.Info)
+        self.notify(tr("{count} tile(s) will be retried.").format(count=count), Qgis.MessageLevel.Info)
         if count and not self.running:
             self.start()
         return count
@@ -333,9 +379,9 @@ class RunController(QObject):
     def retry_failed(self) -> int:
         if self.db is None:
             return 0
-        rows = self.db.get_by_status([statuses.ERROR, statuses.START_FAILED, statuses.CANCELED], columns=["status"])
+        rows = self.db.get_by_status(list(FAILED_STATUSES), columns=["status"])
         if not rows:
-            self.dock.notify(tr("No failed tile to retry."), Qgis.Info)
+            self.notify(tr("No failed tile to retry."), Qgis.MessageLevel.Info)
             return 0
         return self.retry_tiles([int(r["fid"]) for r in rows])
 
@@ -350,7 +396,6 @@ class RunController(QObject):
         if run is None:
             return
         from ..gis.run_loop import cancel_remote_jobs
-        from .credentials import CredentialSnapshot
 
         snapshot = CredentialSnapshot(run["profiles"], self)
         scheduler = make_scheduler(
@@ -363,16 +408,16 @@ class RunController(QObject):
         )
 
         def done(count: int) -> None:
-            self.dock.notify(
+            self.notify(
                 tr("{count} remote job(s) canceled; press Start to record their status.").format(count=count),
-                Qgis.Info,
+                Qgis.MessageLevel.Info,
             )
 
         task = run_in_background(
             tr("Canceling remote jobs"),
             lambda _task: cancel_remote_jobs(scheduler),
             done,
-            lambda e: self.dock.notify(str(e), Qgis.Warning),
+            lambda e: self.notify(str(e), Qgis.MessageLevel.Warning),
         )
         self._keep = [task, snapshot, scheduler]
 
@@ -395,98 +440,23 @@ class RunController(QObject):
         self.backend_states[backend] = state
 
     def _needs_sign_in(self, backend: str, reason: str) -> None:
-        self.dock.notify(
+        self.notify(
             tr("{backend} needs you to sign in again (step Backends): {reason}").format(backend=backend, reason=reason),
-            Qgis.Warning,
+            Qgis.MessageLevel.Warning,
             0,
         )
-
-    # tile actions ---------------------------------------------------------------------------------
-    def zoom_to_tile(self, fid: int) -> None:
-        if self.tile_layer is None:
-            return
-        feature = next(self.tile_layer.getFeatures(QgsFeatureRequest(fid).setNoAttributes()), None)
-        if feature is None or not feature.hasGeometry():
-            return
-        canvas = self.dock.iface.mapCanvas()
-        destination = canvas.mapSettings().destinationCrs()
-        transform = QgsCoordinateTransform(self.tile_layer.crs(), destination, QgsProject.instance())
-        extent = transform.transformBoundingBox(feature.geometry().boundingBox())
-        extent.scale(1.2)
-        canvas.setExtent(extent)
-        canvas.refresh()
-        self.tile_layer.selectByIds([fid])
-
-    def open_result_folder(self, row: dict) -> None:
-        folder = row.get("result_dir")
-        if folder:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-
-    def add_result_layer(self, row: dict) -> None:
-        from ..gis.mosaic import is_raster_result
-
-        folder = Path(str(row.get("result_dir") or ""))
-        paths = sorted(p for p in folder.glob("*") if p.is_file() and is_raster_result(p)) if folder.is_dir() else []
-        if not paths:
-            self.dock.notify(tr("No raster result for tile {tile}.").format(tile=row.get("tile_id")), Qgis.Warning)
-            return
-        if self.session is not None:
-            self.session.show_results({row.get("tile_id"): [str(p) for p in paths]})
-
-    def show_logs(self, row: dict) -> None:
-        """Fetch the job's logs in a task and show them in a dialog."""
-        job_id, backend_name = row.get("id"), row.get("backend_name")
-        profile = self.dock.backends_page.profile(backend_name or "")
-        if not job_id or profile is None:
-            self.dock.notify(tr("This tile has no job on a known backend."), Qgis.Warning)
-            return
-        from ..core.backends import Backend
-        from .credentials import CredentialSnapshot
-
-        snapshot = CredentialSnapshot([profile], self)
-        proxies = qgis_proxies()
-
-        def work(_task) -> list[dict]:
-            connection = Backend(profile, snapshot.provider, proxies).connect()
-            return [dict(entry) for entry in connection.job(job_id).logs()]
-
-        def done(entries: list[dict]) -> None:
-            self._show_log_dialog(row, entries)
-
-        def failed(error: BaseException) -> None:
-            text = tr("Cannot fetch the logs of job {job}: {error}").format(job=job_id, error=error)
-            self.dock.notify(text, Qgis.Warning)
-
-        run_in_background(tr("Fetching job logs"), work, done, failed)
-        self._logs_snapshot = snapshot
-
-    def _show_log_dialog(self, row: dict, entries: list[dict]) -> QDialog:
-        dialog = QDialog(self.dock)
-        dialog.setWindowTitle(tr("Logs of job {job} (tile {tile})").format(job=row.get("id"), tile=row.get("tile_id")))
-        layout = QVBoxLayout(dialog)
-        text = QPlainTextEdit()
-        text.setReadOnly(True)
-        lines = [f"[{e.get('level', '')}] {e.get('time', '') or ''} {e.get('message', '')}".strip() for e in entries]
-        if row.get("last_error") and not lines:
-            lines = [str(row["last_error"])]
-        text.setPlainText("\n".join(lines) or tr("The backend has no log for this job."))
-        layout.addWidget(text)
-        dialog.resize(520, 320)
-        dialog.show()
-        self.log_dialogs.append(dialog)
-        return dialog
 
     def close_down(self) -> None:
         self.stop()
         self.run_list.close_down()
-        canvas = self.dock.iface.mapCanvas()
-        if canvas.mapTool() is self.tile_tool:
-            canvas.unsetMapTool(self.tile_tool)
+        self._save_timer.stop()
+        self._save_active_time()
+        if self.canvas.mapTool() is self.tile_tool:
+            self.canvas.unsetMapTool(self.tile_tool)
         if self.layer_action is not None:
             self.layer_action.unregister()
             self.layer_action = None
-        for dialog in self.log_dialogs:
-            dialog.close()
+        self.tile_handlers.close_down()
         if self.db is not None:
             self.db.close()
             self.db = None

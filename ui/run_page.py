@@ -1,7 +1,8 @@
 """Step 5, Run: output folder; start, stop, resume, retry failed tiles, cancel remote jobs;
-live counts by status and backend, costs, elapsed time and ETA; the tile table and its menu.
+live counts by status and backend, costs, elapsed time and time left; the tile table and its menu.
 
-The page shows what the run engine reports; the dock wires its buttons to the engine.
+The page shows what the run engine reports; the run controller wires its buttons to the engine.
+Every figure belongs to the run shown: opening another run resets them to that run's own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from qgis.PyQt.QtCore import QModelIndex, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -22,6 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QStyle,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -30,9 +31,11 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core import statuses
 from . import settings
+from .flow_layout import FlowLayout
 from .i18n import translator
-from .tile_table import FID_ROLE, TileFilterModel, TileTableModel
-from .widgets import FieldMessage, add_field, icon, new_form
+from .run_figures import Clock, RunClock
+from .tile_table import COLUMNS, FID_ROLE, TileFilterModel, TileTableModel
+from .widgets import ElidingComboBox, FieldMessage, WrapLabel, add_field, button_row, icon, new_form, tooltip_shows_text
 
 tr = translator("RunPage")
 
@@ -62,13 +65,6 @@ def format_duration(seconds: Optional[float]) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def estimate_remaining(done: int, total: int, elapsed_s: float) -> Optional[float]:
-    """Seconds left at the average pace so far (None until a tile is done)."""
-    if done <= 0 or total <= 0 or elapsed_s <= 0:
-        return None
-    return (total - done) * elapsed_s / done
 
 
 class TileActions:
@@ -126,7 +122,10 @@ class RunPage(QWidget):
         super().__init__(parent)
         self.actions = TileActions()
         self.running = False
-        self.started_at: Optional[float] = None
+        #: Seconds for the run's clock (tests give a fake one).
+        self.time_source: Clock = time.monotonic
+        #: Active time and pace of the run shown (replaced by :meth:`set_database`).
+        self.clock = RunClock(0.0, self.time_source)
         self.total = 0
         self.done = 0
 
@@ -134,8 +133,7 @@ class RunPage(QWidget):
         box = QGroupBox(tr("Run"))
         form = new_form()
         box.setLayout(form)
-        self.database_label = QLabel(tr("Create the grid first (step Grid)."))
-        self.database_label.setWordWrap(True)
+        self.database_label = WrapLabel(tr("Create the grid first (step Grid)."))
         form.addRow(tr("Job database:"), self.database_label)
         self.open_button = QPushButton(tr("Open a run…"))
         self.open_button.setToolTip(tr("Open the job database of an earlier run to watch or resume it"))
@@ -150,10 +148,11 @@ class RunPage(QWidget):
         form.addRow(tr("Runs in this project:"), runs_row)
         self.set_runs([])
         self.output = QgsFileWidget()
-        self.output.setStorageMode(QgsFileWidget.GetDirectory)
-        self.output.setFilePath(settings.value("run/output", "", str))
-        self.output_message = add_field(form, tr("Output folder"), self.output, tr("Where each tile's results go"))
-        buttons = QGridLayout()
+        self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        tooltip_shows_text(self.output)
+        self.output_message = add_field(
+            form, tr("Output folder"), self.output, tr("Where this run's results go (recorded with the run)")
+        )
         self.start_button = QPushButton(icon("run"), tr("Start"))
         self.stop_button = QPushButton(icon("stop"), tr("Stop"))
         self.retry_button = QPushButton(icon("retry"), tr("Retry failed"))
@@ -161,11 +160,7 @@ class RunPage(QWidget):
         self.start_button.setToolTip(tr("Start the run, or resume it where it stopped"))
         self.stop_button.setToolTip(tr("Stop watching and starting jobs; jobs already on the backends go on"))
         self.cancel_remote_button.setToolTip(tr("Cancel every job of this run that is still on a backend"))
-        buttons.addWidget(self.start_button, 0, 0)
-        buttons.addWidget(self.stop_button, 0, 1)
-        buttons.addWidget(self.retry_button, 1, 0)
-        buttons.addWidget(self.cancel_remote_button, 1, 1)
-        form.addRow(buttons)
+        form.addRow(button_row(self.start_button, self.stop_button, self.retry_button, self.cancel_remote_button))
         self.start_message = FieldMessage()
         form.addRow(self.start_message)
         layout.addWidget(box)
@@ -173,30 +168,22 @@ class RunPage(QWidget):
         progress_box = QGroupBox(tr("Progress"))
         column = QVBoxLayout(progress_box)
         self.progress = QProgressBar()
-        self.progress.setFormat(tr("%v of %m tiles done"))
+        self.progress.setTextVisible(False)  # some styles draw the text over the bar: it goes below
         column.addWidget(self.progress)
-        self.counts_grid = QGridLayout()
+        self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)
+        column.addWidget(self.progress_label)
+        self.counts_grid = FlowLayout()  # two columns of counts, one in a narrow dock
         self.count_labels: dict[str, QLabel] = {}
-        for i, status in enumerate(statuses.ALL_STATUSES):
-            swatch = QLabel()
-            swatch.setFixedSize(12, 12)
-            swatch.setStyleSheet(
-                f"background: {statuses.CSS_HEX.get(statuses.color_of(status))}; border: 1px solid #333;"
-            )
-            name = QLabel(status_names().get(status, status))
-            count = QLabel("0")
-            count.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            count.setObjectName(f"count_{status}")
-            self.count_labels[status] = count
-            row, col = divmod(i, 2)
-            self.counts_grid.addWidget(swatch, row, col * 3)
-            self.counts_grid.addWidget(name, row, col * 3 + 1)
-            self.counts_grid.addWidget(count, row, col * 3 + 2)
+        cells = [self._count_cell(status) for status in statuses.ALL_STATUSES]
+        cell_width = max(cell.sizeHint().width() for cell in cells)
+        for cell in cells:
+            cell.setFixedWidth(cell_width)
+            self.counts_grid.addWidget(cell)
         column.addLayout(self.counts_grid)
         stats = new_form()
-        self.backends_label = QLabel("–")
-        self.backends_label.setWordWrap(True)
-        self.costs_label = QLabel("–")
+        self.backends_label = WrapLabel("–")
+        self.costs_label = WrapLabel("–")
         self.elapsed_label = QLabel("–")
         self.eta_label = QLabel("–")
         stats.addRow(tr("Backends:"), self.backends_label)
@@ -210,7 +197,7 @@ class RunPage(QWidget):
         column = QVBoxLayout(tiles_box)
         filter_row = QHBoxLayout()
         filter_row.addWidget(QLabel(tr("Show:")))
-        self.filter = QComboBox()
+        self.filter = ElidingComboBox()
         self.filter.addItem(tr("All tiles"), ())
         self.filter.addItem(tr("Failed"), FAILED_STATUSES)
         self.filter.addItem(tr("Active"), tuple(statuses.ACTIVE_STATUSES))
@@ -223,18 +210,18 @@ class RunPage(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(180)
         column.addWidget(self.table)
         self.map_tool_button = QToolButton()
-        self.map_tool_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.map_tool_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.map_tool_button.hide()
         column.addWidget(self.map_tool_button)
         layout.addWidget(tiles_box, 1)
@@ -242,6 +229,7 @@ class RunPage(QWidget):
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
+        self.output_message.follow(self.output.fileChanged, self.output_problem)
         self.open_button.clicked.connect(self._choose_run)
         self.show_run_button.clicked.connect(self._show_chosen_run)
         self.start_button.clicked.connect(self.startRequested)
@@ -252,6 +240,25 @@ class RunPage(QWidget):
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.set_running(False)
+
+    def _count_cell(self, status: str) -> QWidget:
+        """Colour swatch, status name and its count (the count label is kept in :attr:`count_labels`)."""
+        cell = QWidget()
+        row = QHBoxLayout(cell)
+        row.setContentsMargins(0, 0, 8, 0)
+        swatch = QLabel()
+        swatch.setFixedSize(12, 12)
+        swatch.setStyleSheet(f"background: {statuses.CSS_HEX.get(statuses.color_of(status))}; border: 1px solid #333;")
+        name = QLabel(status_names().get(status, status))
+        count = QLabel("0")
+        count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        count.setMinimumWidth(count.fontMetrics().horizontalAdvance("00,000"))
+        count.setObjectName(f"count_{status}")
+        self.count_labels[status] = count
+        row.addWidget(swatch)
+        row.addWidget(name, 1)
+        row.addWidget(count)
+        return cell
 
     def _choose_run(self) -> None:
         from qgis.PyQt.QtWidgets import QFileDialog
@@ -281,10 +288,27 @@ class RunPage(QWidget):
         self.map_tool_button.show()
 
     # state -------------------------------------------------------------------------------
-    def set_database(self, path: Optional[str], rows: Optional[list[dict]] = None) -> None:
+    def set_database(
+        self,
+        path: Optional[str],
+        rows: Optional[list[dict]] = None,
+        *,
+        output_dir: str = "",
+        costs: tuple[Optional[float], dict[str, float]] = (None, {}),
+        active_s: float = 0.0,
+    ) -> None:
+        """Show a run: its tiles, its output folder, its own costs and active time (nothing of the last run)."""
         self.database_label.setText(path or tr("Create the grid first (step Grid)."))
+        self.database_label.setToolTip(path or "")
+        self.output.setFilePath(output_dir)
+        self.output_message.clear_message()
+        self.start_message.clear_message()
         self.model.set_rows(rows or [])
         self.table.resizeColumnsToContents()
+        self.clock = RunClock(active_s, self.time_source)
+        total, per_backend = costs
+        self.show_costs(total, per_backend)
+        self.show_backends({})
         self.show_counts(self.model.counts())
 
     def set_running(self, running: bool) -> None:
@@ -295,29 +319,29 @@ class RunPage(QWidget):
         self.open_button.setEnabled(not running)
         self.show_run_button.setEnabled(not running and self.runs.count() > 0)
         if running:
-            if self.started_at is None:
-                self.started_at = time.monotonic()
+            self.clock.start()
             self._clock.start()
         else:
+            self.clock.stop()
             self._clock.stop()
+        self._tick()
 
-    def validate_output(self) -> bool:
+    def output_problem(self) -> Optional[str]:
+        """What is wrong with the output folder field (None when it is fine)."""
         from pathlib import Path
 
         path = self.output.filePath().strip()
         if not path:
-            self.output_message.show_message(tr("Choose a folder for the results."))
-            return False
+            return tr("Choose a folder for the results.")
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
-            self.output_message.show_message(tr("This is a file, not a folder."))
-            return False
+            return tr("This is a file, not a folder.")
         if not folder.exists() and not folder.parent.is_dir():
-            self.output_message.show_message(tr("The folder {folder} does not exist.").format(folder=folder.parent))
-            return False
-        self.output_message.clear_message()
-        settings.set_value("run/output", path)
-        return True
+            return tr("The folder {folder} does not exist.").format(folder=folder.parent)
+        return None
+
+    def validate_output(self) -> bool:
+        return self.output_message.check(self.output_problem())
 
     # events -------------------------------------------------------------------------------
     def show_counts(self, counts: dict[str, int], total: Optional[int] = None) -> None:
@@ -327,6 +351,8 @@ class RunPage(QWidget):
         self.done = sum(n for s, n in counts.items() if s in statuses.FINAL_STATUSES)
         self.progress.setMaximum(max(1, self.total))
         self.progress.setValue(self.done)
+        self.progress_label.setText(tr("{done:,} of {total:,} tiles done").format(done=self.done, total=self.total))
+        self.clock.observe(self.done)
         self._tick()
 
     def show_backends(self, active_per_backend: dict[str, int], states: Optional[dict[str, str]] = None) -> None:
@@ -340,7 +366,11 @@ class RunPage(QWidget):
             parts.append(text)
         self.backends_label.setText("\n".join(parts) or "–")
 
-    def show_costs(self, total: float, per_backend: Optional[dict[str, float]] = None) -> None:
+    def show_costs(self, total: Optional[float], per_backend: Optional[dict[str, float]] = None) -> None:
+        """The run's costs as its backends report them (``None``: none reported yet)."""
+        if total is None:
+            self.costs_label.setText("–")
+            return
         text = f"{total:,.2f}"
         if per_backend and len(per_backend) > 1:
             text += " (" + ", ".join(f"{k}: {v:,.2f}" for k, v in sorted(per_backend.items())) + ")"
@@ -348,16 +378,32 @@ class RunPage(QWidget):
 
     def update_rows(self, rows: list[dict]) -> None:
         self.model.update_rows(rows)
+        self._fit_columns(rows)
+
+    def _fit_columns(self, rows: list[dict]) -> None:
+        """Widen a column when a new value (a job id arriving) does not fit: no "j-..." cells."""
+        metrics = self.table.fontMetrics()
+        margin = 2 * self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 12
+        for column, field in enumerate(COLUMNS[:-1]):  # the last column stretches
+            texts = {str(r[field]) for r in rows if r.get(field) is not None}
+            if not texts:
+                continue
+            needed = max(metrics.horizontalAdvance(t) for t in texts) + margin
+            if field == "status":
+                needed += self.table.iconSize().width() + 6  # the colour swatch
+            if needed > self.table.columnWidth(column):
+                self.table.setColumnWidth(column, needed)
 
     def _tick(self) -> None:
-        if self.started_at is None:
-            return
-        elapsed = time.monotonic() - self.started_at
-        self.elapsed_label.setText(format_duration(elapsed))
+        elapsed = self.clock.elapsed()
+        self.elapsed_label.setText(format_duration(elapsed) if elapsed > 0 or self.running else "–")
         if self.total and self.done >= self.total:
             self.eta_label.setText(tr("done"))
+        elif not self.running:
+            self.eta_label.setText("–")
         else:
-            self.eta_label.setText(format_duration(estimate_remaining(self.done, self.total, elapsed)))
+            remaining = self.clock.remaining(self.total)
+            self.eta_label.setText(tr("estimating…") if remaining is None else format_duration(remaining))
 
     # table --------------------------------------------------------------------------------
     def selected_rows(self) -> list[dict]:
@@ -383,7 +429,7 @@ class RunPage(QWidget):
             self.table.selectRow(index.row())
         menu = self.tile_menu()
         if not menu.isEmpty():
-            menu.exec_(self.table.viewport().mapToGlobal(pos))
+            menu.exec(self.table.viewport().mapToGlobal(pos))
 
     def select_fid(self, fid: int) -> bool:
         row = self.model.row_of_fid(fid)

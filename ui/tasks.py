@@ -108,7 +108,3 @@ def run_in_background(
     _RUNNING.add(task)
     QgsApplication.taskManager().addTask(task)
     return task
-
-
-def running_tasks() -> list[FunctionTask]:
-    return list(_RUNNING)

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from qgis.core import QgsFeature, QgsMapLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsFeature, QgsMapLayer, QgsVectorLayer
 from qgis.gui import QgsGui, QgsMapLayerAction, QgsMapMouseEvent, QgsMapToolIdentify
-from qgis.PyQt.QtCore import QPoint
 from qgis.PyQt.QtGui import QCursor
 from qgis.PyQt.QtWidgets import QMenu
 
 from .i18n import translator
 from .run_page import TileActions, build_tile_menu
+
+SINGLE_FEATURE = (
+    Qgis.MapLayerActionTarget.SingleFeature
+    if hasattr(Qgis, "MapLayerActionTarget")
+    else QgsMapLayerAction.Target.SingleFeature  # before QGIS 3.30
+)
 
 tr = translator("TileMapMenu")
 
@@ -35,18 +40,21 @@ class TileMenuTool(QgsMapToolIdentify):
         self._rows = rows
         self._actions = actions
         self.last_menu: Optional[QMenu] = None
+        self.last_rows: list[dict] = []
 
     def canvasReleaseEvent(self, event: QgsMapMouseEvent) -> None:
         layer = self._layer()
         if layer is None:
             return
-        hits = self.identify(event.x(), event.y(), [layer], QgsMapToolIdentify.TopDownStopAtFirst)
+        point = event.pixelPoint()  # Qt 6 mouse events have no x()/y()
+        hits = self.identify(point.x(), point.y(), [layer], QgsMapToolIdentify.IdentifyMode.TopDownStopAtFirst)
         fids = [int(hit.mFeature.id()) for hit in hits]
         rows = self._rows(fids) if fids else []
         if not rows:
             return
+        self.last_rows = rows
         self.last_menu = tile_menu(rows, self._actions, self.canvas())
-        self.last_menu.popup(self.canvas().mapToGlobal(QPoint(event.x(), event.y())))
+        self.last_menu.popup(self.canvas().mapToGlobal(point))
 
     def canvasPressEvent(self, event: QgsMapMouseEvent) -> None:  # identify on release only
         event.accept()
@@ -56,7 +64,7 @@ class TileLayerAction(QgsMapLayerAction):
     """ "openEO tile…" in the identify results and the attribute table of the tile layer."""
 
     def __init__(self, layer: QgsMapLayer, rows: RowsForFids, actions: TileActions, parent=None) -> None:
-        super().__init__(tr("openEO tile…"), parent, layer, QgsMapLayerAction.SingleFeature)
+        super().__init__(tr("openEO tile…"), parent, layer, SINGLE_FEATURE)
         self._rows = rows
         self._actions = actions
         self.last_menu: Optional[QMenu] = None

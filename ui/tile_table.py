@@ -6,6 +6,7 @@ refreshes only the rows an event names, by feature id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -21,8 +22,17 @@ tr = translator("TileTable")
 #: Job database columns shown, in display order: the map tip's, but the last error (too long for a cell).
 COLUMNS: tuple[str, ...] = tuple(field for field, _caption in MAP_TIP_FIELDS if field != "last_error")
 DB_COLUMNS = ("fid", "tile_id", "status", "id", "backend_name", "duration", "costs", "result_dir", "last_error")
-FID_ROLE = Qt.UserRole + 1
-STATUS_ROLE = Qt.UserRole + 2
+FID_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: Any) -> tuple:
+    """Sort key that orders numbers inside text by value: ``x0_y2`` before ``x0_y10``."""
+    parts = _DIGITS.split("" if text is None else str(text))
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part)
 
 
 def headers() -> list[str]:
@@ -75,32 +85,38 @@ class TileTableModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation, role: int = Qt.DisplayRole) -> Any:
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self._headers[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         row = self._rows[index.row()]
         column = COLUMNS[index.column()]
         value = row.get(column)
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             if column == "costs":
                 return "" if value is None else f"{float(value):.2f}"
             return "" if value is None else str(value)
-        if role == Qt.DecorationRole and column == "status":
+        if role == Qt.ItemDataRole.DecorationRole and column == "status":
             return QColor(statuses.CSS_HEX.get(statuses.color_of(value), "#808080"))
-        if role == Qt.ToolTipRole and column == "status" and row.get("last_error"):
-            return str(row["last_error"])
-        if role == Qt.ForegroundRole and column == "status" and value in (statuses.ERROR, statuses.START_FAILED):
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == "status" and row.get("last_error"):
+                return str(row["last_error"])
+            return None if value is None else str(value)  # the full text of a narrow cell
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and column == "status"
+            and value in (statuses.ERROR, statuses.START_FAILED)
+        ):
             return QBrush(QColor("#b00000"))
         if role == FID_ROLE:
             return int(row["fid"])
         if role == STATUS_ROLE:
             return row.get("status")
-        if role == Qt.UserRole:  # sort key
+        if role == Qt.ItemDataRole.UserRole:  # sort key
             if column == "costs":
                 return float(value) if value is not None else -1.0
             return "" if value is None else str(value)
@@ -112,12 +128,19 @@ class TileFilterModel(QSortFilterProxyModel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setSortRole(Qt.UserRole)
+        self.setSortRole(Qt.ItemDataRole.UserRole)
         self._statuses: frozenset[str] = frozenset()
 
     def set_statuses(self, wanted: Sequence[str]) -> None:
         self._statuses = frozenset(wanted)
         self.invalidateFilter()
+
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+        """Tile ids and job ids sort naturally, costs by value."""
+        a, b = left.data(self.sortRole()), right.data(self.sortRole())
+        if isinstance(a, str) and isinstance(b, str):
+            return natural_key(a) < natural_key(b)
+        return super().lessThan(left, right)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         if not self._statuses:
