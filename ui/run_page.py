@@ -232,6 +232,7 @@ class RunPage(QWidget):
         self.output_message.follow(self.output.fileChanged, self.output_problem)
         self.open_button.clicked.connect(self._choose_run)
         self.show_run_button.clicked.connect(self._show_chosen_run)
+        self.runs.currentTextChanged.connect(lambda text: self.runs.setToolTip(text))
         self.start_button.clicked.connect(self.startRequested)
         self.stop_button.clicked.connect(self.stopRequested)
         self.retry_button.clicked.connect(self.retryFailedRequested)
@@ -279,6 +280,7 @@ class RunPage(QWidget):
         for caption, path in runs:
             self.runs.addItem(caption, path)
         self.runs.setCurrentIndex(max(0, self.runs.findData(current)))
+        self.runs.setToolTip(self.runs.currentText() or tr("The runs whose tile layers are in this project"))
         self.runs.setEnabled(bool(runs))
         self.show_run_button.setEnabled(bool(runs) and not self.running)
 

@@ -75,7 +75,7 @@ class RunList(QObject):
             button.clicked.connect(lambda: self.show_step(RUN_STEP))
         item = bar.createMessage(PLUGIN_NAME, text)
         item.layout().addWidget(button)
-        bar.pushWidget(item, Qgis.Info, 0)
+        bar.pushWidget(item, Qgis.MessageLevel.Info, 0)
         button.clicked.connect(lambda: bar.popWidget(item))
         self.offers.append(item)
 

@@ -180,7 +180,7 @@ def log_message(message: str, tag: str, level) -> None:
     elif "python" in tag.lower() and "error" in tag.lower():
         RESULT["python_errors"].append(message)
         save_result()
-    elif level >= Qgis.Warning:
+    elif level >= Qgis.MessageLevel.Warning:
         RESULT.setdefault("warnings", []).append(f"{tag}: {message}")
 
 
