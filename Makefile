@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM ?= offscreen
 # QGIS and the openeo client must never write into the user's real profile from tests.
 TEST_HOME := $(CURDIR)/build/test-home
 
-.PHONY: setup test test-qgis lint demo package install-plugin bench clean
+.PHONY: setup test test-qgis test-desktop lint demo package install-plugin bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,10 @@ test: setup
 	@rm -rf $(TEST_HOME) && mkdir -p $(TEST_HOME)
 	HOME=$(TEST_HOME) XDG_CONFIG_HOME=$(TEST_HOME)/.config XDG_DATA_HOME=$(TEST_HOME)/.local/share \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The analyst's journey in the real QGIS desktop (Xvfb + openbox); also part of `make test`.
+test-desktop: setup
+	@$(MAKE) --no-print-directory test PYTEST_ARGS="tests/desktop -s $(PYTEST_ARGS)"
 
 lint: setup
 	$(VENV)/bin/ruff check .

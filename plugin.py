@@ -33,6 +33,8 @@ class TileJobsPlugin:
         self.dock = None
         self.actions: list[QAction] = []
         self.toggle_dock_action: QAction | None = None
+        self._unwatch_project = None
+        self.quit_guard = None
         self._log_handler = install_handler()
         self._stderr_handler = install_stderr_handler() if iface is None else None  # qgis_process
 
@@ -49,6 +51,12 @@ class TileJobsPlugin:
             return
         if self._report_missing_requirements():  # the panel imports them: only say what is missing
             return
+        from .gis.tile_layer import watch_project
+
+        self._unwatch_project = watch_project()  # tile layers of a project being read stay live
+        from .ui.quit_guard import QuitGuard
+
+        self.quit_guard = QuitGuard(self.iface)  # quitting during a run stops it, then quits
         from .ui.dock import TileJobsDock
 
         self.toolbar = self.iface.addToolBar(PLUGIN_NAME)
@@ -124,6 +132,12 @@ class TileJobsPlugin:
         self.iface.messageBar().pushMessage(PLUGIN_NAME, message, Qgis.MessageLevel.Critical, 0)
 
     def unload(self) -> None:
+        if self._unwatch_project is not None:
+            self._unwatch_project()
+            self._unwatch_project = None
+        if self.quit_guard is not None:
+            self.quit_guard.remove()
+            self.quit_guard = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

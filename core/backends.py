@@ -76,6 +76,9 @@ class BackendProfile:
     #: Plain http:// to a non-loopback host is refused unless this is set.
     allow_insecure_http: bool = False
     request_timeout: float = 30.0
+    #: How the user made it (e.g. ``"local"``: the Local demo backend, started again on demand
+    #: and at whatever URL it then has); None for a custom backend.
+    preset: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -78,8 +78,22 @@ class LogLine:
     job_id: Optional[str] = None
 
 
+#: The engine's events, declared once: listener method -> (Qt signal name, argument types).
+#: :class:`EngineListener` has one method per entry; the QGIS side (``gis.run_task``) makes its
+#: signals and its relay from this table, so adding an event is one line here plus its method.
+ENGINE_EVENTS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "on_status_changed": ("statusChanged", (object,)),  # StatusChange
+    "on_result_status_changed": ("resultStatusChanged", (object,)),  # StatusChange of result_status
+    "on_progress": ("progressReported", (object,)),  # Progress
+    "on_costs": ("costsChanged", (float, object)),  # total, {backend: costs}
+    "on_log": ("logLine", (object,)),  # LogLine
+    "on_needs_sign_in": ("needsSignIn", (str, str)),  # backend, reason
+    "on_backend_state": ("backendStateChanged", (str, str, str)),  # backend, state, detail
+}
+
+
 class EngineListener:
-    """Subclass and override what you need; every method is a no-op by default."""
+    """Subclass and override what you need; every method is a no-op by default (see :data:`ENGINE_EVENTS`)."""
 
     def on_status_changed(self, change: StatusChange) -> None:
         """Tiles changed job status (one call per new status per round)."""
@@ -124,26 +138,17 @@ class EventHub(EngineListener):
             except Exception:  # noqa: BLE001 - a listener must never end the loop
                 _log.exception("Event listener %r failed in %s", listener, method)
 
-    def on_status_changed(self, change: StatusChange) -> None:
-        self._emit("on_status_changed", change)
 
-    def on_result_status_changed(self, change: StatusChange) -> None:
-        self._emit("on_result_status_changed", change)
+def _fan_out(method: str):
+    def emit(self: EventHub, *args: Any) -> None:
+        self._emit(method, *args)
 
-    def on_progress(self, progress: Progress) -> None:
-        self._emit("on_progress", progress)
+    emit.__name__ = method
+    return emit
 
-    def on_costs(self, total: float, per_backend: dict[str, float]) -> None:
-        self._emit("on_costs", total, per_backend)
 
-    def on_log(self, line: LogLine) -> None:
-        self._emit("on_log", line)
-
-    def on_needs_sign_in(self, backend: str, reason: str) -> None:
-        self._emit("on_needs_sign_in", backend, reason)
-
-    def on_backend_state(self, backend: str, state: str, detail: str) -> None:
-        self._emit("on_backend_state", backend, state, detail)
+for _method in ENGINE_EVENTS:
+    setattr(EventHub, _method, _fan_out(_method))
 
 
 class RecordingListener(EngineListener):

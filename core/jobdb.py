@@ -29,6 +29,7 @@ Public API
 tiling CRS), ``db.crs`` (tiling CRS; EPSG:4326 for a run imported from an openeo CSV),
 ``db.path``, ``db.table`` (``"tiles"``), ``db.columns``, ``db.close()``; a context manager.
 ``db.conn`` + ``db.lock``: the raw sqlite3 connection, for read-only SQL under ``with db.lock:``.
+``hold_wal(path) -> sqlite3.Connection``: keeps the WAL files in place for QGIS's readers (below).
 
 Files and tables
 ----------------
@@ -42,6 +43,12 @@ Files and tables
 * WAL journal, so readers (QGIS's OGR provider, other processes) never block the writer and
   never see a half-written transaction; ``synchronous=FULL``, so a committed row (e.g. a
   ``client_token`` written before POST /jobs) survives a power cut, not only a crash (~0.5 ms).
+  QGIS (GDAL >= 3.4.2) opens a GeoPackage layer read-only with ``NOLOCK=ON``, which GDAL obeys
+  only when no ``-wal`` file exists at that moment: such a connection fails every read
+  ("unable to open database file") once a writer creates the ``-wal``. :func:`hold_wal` keeps
+  the ``-wal`` in place while a layer shows the file (``gis.tile_layer``). A rollback journal is
+  no way out: QGIS's lock-free readers then read pages mid-commit (measured: 8 of 47 full reads
+  incomplete, "database disk image is malformed"; ``benchmarks/bench_gis_live_layer.py``).
 
 The EPSG:4326 geometry is not stored: it is computed on demand from the tiling-CRS geometry
 with pyproj, vertex by vertex (exactly what geopandas ``to_crs`` does, so the process parameter
@@ -326,9 +333,7 @@ class JobDB:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {TILES_TABLE, RUN_TABLE} <= names:
                 raise JobDBError(f"{path} is a GeoPackage but not an openEO Tile Jobs run (no tiles/run tables).")
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(conn)
             conn.execute(
                 "PRAGMA synchronous = FULL"
             )  # a commit (e.g. a client_token before POST /jobs) survives a power cut
@@ -655,6 +660,47 @@ class JobDB:
                 changed += cur.rowcount
             conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, TILES_TABLE))
         return changed
+
+
+#: How long switching a file back to WAL may wait for other connections (QGIS's own, another
+#: QGIS's) before the file is used in the journal mode it has (correct, only not lock-free).
+WAL_SWITCH_TIMEOUT_MS = 500
+
+
+def _ensure_wal(conn: sqlite3.Connection) -> str:
+    """Put the file back in WAL mode when a tool switched it (QGIS returns GeoPackages it closes to
+    a rollback journal); never waits long for it: returns the mode the file is used in."""
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+    if mode == "wal":
+        return mode
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {WAL_SWITCH_TIMEOUT_MS}")
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower()
+    except sqlite3.OperationalError:  # busy: another connection is in the middle of something
+        pass
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {timeout}")
+    return mode
+
+
+def hold_wal(path: Union[str, Path]) -> sqlite3.Connection:
+    """A connection that keeps a run file's WAL files (``-wal``, ``-shm``) in place while it is open.
+
+    SQLite deletes them when its last connection closes; a QGIS layer opened after that uses a
+    lock-free connection that cannot read the file once a writer starts (see the module
+    docstring). Holding one idle WAL connection (it keeps a shared lock on the file) makes every
+    later open in any process a normal WAL reader, and stops QGIS, when it closes its own
+    handles, from switching the file back to a rollback journal. Close it when done.
+    """
+    conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+    try:
+        _ensure_wal(conn)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the WAL, takes the lock
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
 
 
 def _fsync(path: Path) -> None:

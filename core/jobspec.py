@@ -106,6 +106,9 @@ class JobSpec:
     title_template: str = DEFAULT_TITLE
     description_template: str = DEFAULT_DESCRIPTION
     job_options: Optional[dict[str, Any]] = None
+    #: The process definition as fetched when the run was set up (namespace URL or backend
+    #: process): recorded with the run, so resuming never depends on fetching it again.
+    definition: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if not (self.process_id or self.namespace or self.process_graph_file):
@@ -127,6 +130,7 @@ class JobSpec:
             "title_template": self.title_template,
             "description_template": self.description_template,
             "job_options": self.job_options,
+            "definition": self.definition,
         }
 
     @classmethod
@@ -146,6 +150,8 @@ class ResolvedProcess:
     flat_graph: Optional[dict] = None
     geometry_parameter: Optional[str] = None
     geometry_kind: Optional[str] = None
+    #: The definition it was read from (for :attr:`JobSpec.definition`); None for a graph file.
+    definition: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -169,16 +175,21 @@ def resolve_process(spec: JobSpec, connection: Any = None, session: Any = None, 
     ``connection`` (an ``openeo.Connection``) is needed for a backend process id;
     ``session`` (a ``requests.Session`` carrying the caller's proxies) for a namespace URL.
     """
+    definition, flat_graph = None, None
     if spec.process_graph_file:
         process, flat_graph = _load_process_graph_file(Path(spec.process_graph_file))
+    elif spec.definition:  # recorded with the run: no network
+        definition = spec.definition
     elif spec.namespace and re.match(r"https?://", spec.namespace):
-        process, flat_graph = _fetch_remote_definition(spec.namespace, spec.process_id, session, timeout), None
+        definition = _fetch_remote_definition(spec.namespace, spec.process_id, session, timeout)
     elif spec.namespace:
         raise JobSpecError(f"Unsupported namespace {spec.namespace!r}: give the URL of a process definition.")
     else:
         if connection is None:
             raise JobSpecError("A backend connection is needed to describe a backend process.")
-        process, flat_graph = _describe_backend_process(connection, spec.process_id or ""), None
+        definition = _describe_backend_process(connection, spec.process_id or "")
+    if definition is not None:
+        process = process_from_dict(definition, spec.process_id or "process")
     parameters = tuple(process.parameters or ())
     name, kind = choose_geometry_parameter(parameters, spec.geometry_parameter, spec.geometry_kind)
     if name is None:
@@ -190,6 +201,7 @@ def resolve_process(spec: JobSpec, connection: Any = None, session: Any = None, 
         flat_graph=flat_graph,
         geometry_parameter=name,
         geometry_kind=kind,
+        definition=definition,
     )
     return resolved
 
@@ -206,7 +218,7 @@ def process_from_dict(data: Mapping[str, Any], fallback_id: str = "process") -> 
     return Process(id=data.get("id") or fallback_id, parameters=params, description=data.get("description"))
 
 
-def _fetch_remote_definition(url: str, process_id: Optional[str], session: Any, timeout: float) -> Process:
+def _fetch_remote_definition(url: str, process_id: Optional[str], session: Any, timeout: float) -> dict:
     """openeo's ``parse_remote_process_definition``, but through the caller's session (proxies)."""
     if session is None:
         import requests
@@ -235,10 +247,10 @@ def _fetch_remote_definition(url: str, process_id: Optional[str], session: Any, 
         raise JobSpecError(f"The process definition at {url} has no 'id'.")
     if process_id and data["id"] != process_id:
         raise JobSpecError(f"Expected process {process_id!r} at {url}, found {data['id']!r}.")
-    return process_from_dict(data)
+    return data
 
 
-def _describe_backend_process(connection: Any, process_id: str) -> Process:
+def _describe_backend_process(connection: Any, process_id: str) -> dict:
     """A predefined process of the backend, else one of the user's user-defined processes."""
     from . import retry
 
@@ -248,7 +260,9 @@ def _describe_backend_process(connection: Any, process_id: str) -> Process:
         lambda: connection.user_defined_process(process_id).describe(),
     ):
         try:
-            return process_from_dict(describe(), process_id)
+            definition = dict(describe())
+            definition.setdefault("id", process_id)
+            return definition
         except Exception as e:
             if retry.classify(e) in (retry.TRANSIENT, retry.RATE_LIMITED):
                 raise  # the backend is unwell, not the process unknown: retried later

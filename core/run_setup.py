@@ -65,6 +65,29 @@ def refuse_untileable(
         return None
 
 
+def recorded_spec(record: Mapping[str, Any]) -> Optional[JobSpec]:
+    """The job specification a run was started with (None before its first start)."""
+    data = record.get(JOB_SPEC_KEY)
+    return JobSpec.from_dict(data) if data else None
+
+
+def recorded_profiles(record: Mapping[str, Any]) -> list[BackendProfile]:
+    """The backend profiles a run was started with (never credentials)."""
+    return [BackendProfile.from_dict(b) for b in record.get(BACKENDS_KEY) or []]
+
+
+def move_backend(spec: JobSpec, old_url: str, new_url: str) -> JobSpec:
+    """``spec`` with a process URL served by a backend that moved from ``old_url`` to ``new_url``.
+
+    The Local demo backend serves its demo process itself (``<root>/udp/...``) and may come back
+    on another port after a restart; a job naming the old URL would fail there.
+    """
+    old_root, new_root = old_url.rstrip("/"), new_url.rstrip("/")
+    if not spec.namespace or not spec.namespace.startswith(old_root + "/"):
+        return spec
+    return JobSpec.from_dict({**spec.to_dict(), "namespace": new_root + spec.namespace[len(old_root) :]})
+
+
 def record_run_setup(db: JobDB, spec: JobSpec, profiles: Sequence[BackendProfile], config: EngineConfig) -> None:
     """Store what the run does in its run record (no secret is part of any of these)."""
     db.update_run_record(

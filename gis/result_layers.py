@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from qgis.core import (
     QgsColorRampShader,
@@ -80,6 +80,22 @@ def no_default_stretch() -> Iterator[None]:
                 settings.setValue(key, saved[key])
             else:
                 settings.remove(key)
+
+
+def open_result_layer(path: str | os.PathLike) -> Optional[QgsRasterLayer]:
+    """A result raster as a layer, opened in the calling thread (the run task's: it takes 15-200 ms).
+
+    Move it to the main thread before handing it over (``layer.moveToThread``), as Processing
+    does with the layers its algorithms make.
+    """
+    with no_default_stretch():
+        layer = QgsRasterLayer(os.fspath(path), Path(path).stem, "gdal")
+    return layer if layer.isValid() else None
+
+
+def result_key(path: str | os.PathLike) -> str:
+    """How :meth:`ResultLayers.add_results` looks up a pre-opened layer."""
+    return _norm(path)
 
 
 def _norm(path: str | os.PathLike) -> str:
@@ -252,30 +268,35 @@ class ResultLayers:
         """One layer per GeoTIFF of a tile (files already shown are skipped)."""
         return self.add_results({tile_id: paths})
 
-    def add_results(self, results: Mapping[Any, Iterable[str | os.PathLike]]) -> list[QgsRasterLayer]:
+    def add_results(
+        self,
+        results: Mapping[Any, Iterable[str | os.PathLike]],
+        opened: Optional[dict[str, QgsRasterLayer]] = None,
+    ) -> list[QgsRasterLayer]:
         """One layer per GeoTIFF of each tile: ``{tile_id: [paths]}`` (files already shown are skipped).
 
-        Cost on the main thread: opening each file's header (about 1 ms per file here).
+        ``opened``: layers :func:`open_result_layer` opened off the main thread, by normalised
+        path (taken from it); other files are opened here (15-200 ms each on a busy machine).
         """
         from .mosaic import is_raster_result
 
         known = self._sources()
         group = self.group
         added = []
-        with no_default_stretch():
-            for tile_id, paths in results.items():
-                first = True
-                for path in paths:
-                    path = os.path.abspath(str(path))
-                    if not is_raster_result(path) or _norm(path) in known:
-                        continue
-                    name = f"{tile_id}" if first else f"{tile_id} ({Path(path).stem})"
-                    layer = QgsRasterLayer(path, name, "gdal")
-                    if not layer.isValid():
-                        continue
-                    first = False
-                    self._range = style_result_layer(layer, self._range, self.ramp) or self._range
-                    added.append(self._add(layer, KIND_RESULT, str(tile_id), group))
+        for tile_id, paths in results.items():
+            first = True
+            for path in paths:
+                path = os.path.abspath(str(path))
+                if not is_raster_result(path) or _norm(path) in known:
+                    continue
+                name = f"{tile_id}" if first else f"{tile_id} ({Path(path).stem})"
+                layer = (opened or {}).pop(_norm(path), None) or open_result_layer(path)
+                if layer is None or not layer.isValid():
+                    continue
+                layer.setName(name)
+                first = False
+                self._range = style_result_layer(layer, self._range, self.ramp) or self._range
+                added.append(self._add(layer, KIND_RESULT, str(tile_id), group))
         return added
 
     def show_mosaic(self, vrt_paths: Iterable[str | os.PathLike]) -> list[QgsRasterLayer]:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from qgis.core import QgsProject
-from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..core.run_loop import DEFAULT_INTERVAL, DriveResult
 from ..core.scheduler import Scheduler
 from .mosaic import MosaicBuilder
 from .result_layers import DEFAULT_RAMP, ResultLayers
-from .run_task import RunTask, start_task
+from .run_task import RunTask, engine_signals, relay_engine_signals, start_task
 from .tile_layer import TileLayerUpdater, add_tile_layer
 
 RESULTS_LAYERS = "layers"
@@ -42,13 +42,7 @@ class RunSession(QObject):
     session, not once per start.
     """
 
-    statusChanged = pyqtSignal(object)
-    resultStatusChanged = pyqtSignal(object)
-    progressReported = pyqtSignal(object)
-    costsChanged = pyqtSignal(float, object)
-    logLine = pyqtSignal(object)
-    needsSignIn = pyqtSignal(str, str)
-    backendStateChanged = pyqtSignal(str, str, str)
+    engine_signals(locals())  # the engine's events (core.events.ENGINE_EVENTS), as the task's
     resultsShown = pyqtSignal(object)  # list of result layers just added / updated
     runEnded = pyqtSignal(str, object)  # outcome ("done", "stopped", "failed"), DriveResult
 
@@ -74,6 +68,12 @@ class RunSession(QObject):
         self.updater = TileLayerUpdater(self.layer, parent=self)
         self.task: Optional[RunTask] = None
         self.last_result: Optional[DriveResult] = None
+        # Results arriving during a run are added one tile per event-loop turn: opening a raster
+        # layer costs 15-100 ms of main thread here, so a burst would freeze the map for longer.
+        self._queued: list[tuple[Any, list[str]]] = []
+        self._result_timer = QTimer(self)
+        self._result_timer.setInterval(0)
+        self._result_timer.timeout.connect(self._show_next)
 
     @property
     def running(self) -> bool:
@@ -98,20 +98,12 @@ class RunSession(QObject):
             interval=interval,
             mosaic=mosaic,
             cancel_remote_jobs=cancel_remote_jobs,
+            open_result_layers=self.results_mode == RESULTS_LAYERS,
         )
         task.statusChanged.connect(self.updater.on_status_changed)
-        for name in (
-            "statusChanged",
-            "resultStatusChanged",
-            "progressReported",
-            "costsChanged",
-            "logLine",
-            "needsSignIn",
-            "backendStateChanged",
-        ):
-            getattr(task, name).connect(getattr(self, name).emit)
+        relay_engine_signals(task, self)
         if self.results_mode == RESULTS_LAYERS:
-            task.resultsReady.connect(self.show_results)
+            task.resultsReady.connect(self.queue_results)
         elif self.results_mode == RESULTS_MOSAIC:
             task.mosaicUpdated.connect(self.show_mosaic)
         task.runEnded.connect(self._ended)
@@ -128,10 +120,24 @@ class RunSession(QObject):
 
     def show_results(self, results: dict[Any, list[str]]) -> list:
         """Add result layers: ``{tile_id: [paths]}`` (already shown files are skipped)."""
-        added = self.results.add_results(results)
+        opened = self.task.opened_layers if self.task is not None else None
+        added = self.results.add_results(results, opened)
         if added:
             self.resultsShown.emit(added)
         return added
+
+    def queue_results(self, results: dict[Any, list[str]]) -> None:
+        """Show ``{tile_id: [paths]}`` soon, one tile per event-loop turn."""
+        self._queued.extend((tile_id, list(paths)) for tile_id, paths in results.items())
+        if not self._result_timer.isActive():
+            self._result_timer.start()
+
+    def _show_next(self) -> None:
+        if self._queued:
+            tile_id, paths = self._queued.pop(0)
+            self.show_results({tile_id: paths})
+        if not self._queued:
+            self._result_timer.stop()
 
     def show_mosaic(self, vrt_paths: list) -> list:
         shown = self.results.show_mosaic(vrt_paths)
@@ -141,6 +147,8 @@ class RunSession(QObject):
 
     def _ended(self, outcome: str, result: DriveResult) -> None:
         self.updater.flush()
+        while self._queued:  # the run is over: show what is left now
+            self._show_next()
         self.task = None
         self.last_result = result
         self.runEnded.emit(outcome, result)

@@ -21,8 +21,8 @@ from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core.downloads import DOWNLOADING, FAILED, PENDING
-from ..core.events import EngineListener, LogLine, Progress, StatusChange
-from ..core.run_loop import DEFAULT_INTERVAL, OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
+from ..core.events import ENGINE_EVENTS, EngineListener, Progress
+from ..core.run_loop import DEFAULT_INTERVAL, OUTCOME_FAILED, OUTCOME_STOPPED, DriveResult, drive
 from .mosaic import MosaicBuilder
 
 _log = logging.getLogger(__name__)
@@ -32,31 +32,23 @@ RUNNING: set[RunTask] = set()
 
 
 class _Relay(EngineListener):
-    """Engine listener (called in the worker thread) that re-emits everything as the task's signals."""
+    """Engine listener (called in the worker thread) that re-emits every event as the task's signal."""
 
     def __init__(self, task: RunTask) -> None:
-        self.task = task
+        for method, (signal, _types) in ENGINE_EVENTS.items():
+            setattr(self, method, getattr(task, signal).emit)
 
-    def on_status_changed(self, change: StatusChange) -> None:
-        self.task.statusChanged.emit(change)
 
-    def on_result_status_changed(self, change: StatusChange) -> None:
-        self.task.resultStatusChanged.emit(change)
+def engine_signals(namespace: dict[str, Any]) -> None:
+    """Declare one Qt signal per engine event (:data:`core.events.ENGINE_EVENTS`) in a class body."""
+    for signal, types in ENGINE_EVENTS.values():
+        namespace[signal] = pyqtSignal(*types)
 
-    def on_progress(self, progress: Progress) -> None:
-        self.task.progressReported.emit(progress)
 
-    def on_costs(self, total: float, per_backend: dict[str, float]) -> None:
-        self.task.costsChanged.emit(float(total or 0.0), dict(per_backend or {}))
-
-    def on_log(self, line: LogLine) -> None:
-        self.task.logLine.emit(line)
-
-    def on_needs_sign_in(self, backend: str, reason: str) -> None:
-        self.task.needsSignIn.emit(backend, reason)
-
-    def on_backend_state(self, backend: str, state: str, detail: str) -> None:
-        self.task.backendStateChanged.emit(backend, state, detail)
+def relay_engine_signals(source: Any, target: Any) -> None:
+    """Connect each engine signal of ``source`` to the same-named signal of ``target``."""
+    for signal, _types in ENGINE_EVENTS.values():
+        getattr(source, signal).connect(getattr(target, signal).emit)
 
 
 def describe(name: str, progress: Optional[Progress]) -> str:
@@ -91,13 +83,7 @@ class RunTask(QgsTask):
     * ``runEnded(str outcome, object DriveResult)`` once, after ``run()`` returned.
     """
 
-    statusChanged = pyqtSignal(object)
-    resultStatusChanged = pyqtSignal(object)
-    progressReported = pyqtSignal(object)
-    costsChanged = pyqtSignal(float, object)
-    logLine = pyqtSignal(object)
-    needsSignIn = pyqtSignal(str, str)
-    backendStateChanged = pyqtSignal(str, str, str)
+    engine_signals(locals())  # statusChanged, progressReported, costsChanged, ... (core.events.ENGINE_EVENTS)
     resultsReady = pyqtSignal(object)
     mosaicUpdated = pyqtSignal(object)
     runEnded = pyqtSignal(str, object)
@@ -112,15 +98,22 @@ class RunTask(QgsTask):
         mosaic: Optional[MosaicBuilder] = None,
         cancel_remote_jobs: bool = False,
         until_done: bool = True,
+        open_result_layers: bool = False,
     ) -> None:
         self.run_name = name or Path(str(getattr(scheduler.db, "path", "run"))).stem
-        super().__init__(describe(self.run_name, None), QgsTask.Flag.CanCancel)
+        # CancelWithoutPrompt (QGIS >= 3.26): QGIS quits during a run without asking to cancel it first.
+        flags = QgsTask.Flag.CanCancel | getattr(QgsTask.Flag, "CancelWithoutPrompt", QgsTask.Flag.CanCancel)
+        super().__init__(describe(self.run_name, None), flags)
         self.scheduler = scheduler
         self.interval = interval
         self.mosaic = mosaic
         self.cancel_remote_jobs = cancel_remote_jobs
         self.until_done = until_done
         self.result: Optional[DriveResult] = None
+        #: Open each new result raster as a layer in the worker (the session shows them as layers);
+        #: they wait here by normalised path for ``ResultLayers.add_results(opened=)``.
+        self.open_result_layers = open_result_layers
+        self.opened_layers: dict[str, Any] = {}
         self._relay = _Relay(self)
         self._describe.connect(self.setDescription)  # queued: the description is set on the main thread
 
@@ -133,7 +126,7 @@ class RunTask(QgsTask):
                 self.isCanceled,
                 interval=self.interval,
                 on_round=self._on_round,
-                on_results=self.resultsReady.emit,
+                on_results=self._results_ready,
                 mosaic=self.mosaic,
                 on_mosaic=self.mosaicUpdated.emit,
                 until_done=self.until_done,
@@ -143,7 +136,26 @@ class RunTask(QgsTask):
             self.result = DriveResult(outcome=OUTCOME_FAILED, error=str(exc))
         finally:
             self.scheduler.unsubscribe(self._relay)
-        return self.result.outcome == OUTCOME_DONE or (self.result.outcome != OUTCOME_FAILED and not self.isCanceled())
+        # A stop is not a failure: returning False would make QGIS announce "Task failed".
+        return self.result.outcome != OUTCOME_FAILED
+
+    def _results_ready(self, results: dict[Any, list[str]]) -> None:
+        """Worker thread: open the new rasters here (not on QGIS's main thread), then announce them."""
+        from qgis.PyQt.QtCore import QCoreApplication
+
+        from .mosaic import is_raster_result
+        from .result_layers import open_result_layer, result_key
+
+        if self.open_result_layers:
+            main = QCoreApplication.instance().thread()
+            for paths in results.values():
+                for path in paths:
+                    if is_raster_result(path) and result_key(path) not in self.opened_layers:
+                        layer = open_result_layer(path)
+                        if layer is not None:
+                            layer.moveToThread(main)
+                            self.opened_layers[result_key(path)] = layer
+        self.resultsReady.emit(results)
 
     def _on_round(self, report: Any) -> None:
         progress = report.progress

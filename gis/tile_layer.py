@@ -1,5 +1,13 @@
 """The run's tile layer: the job database's ``tiles`` table drawn by QGIS, recoloured as jobs move.
 
+A live layer: in QGIS with the plugin (:func:`watch_project`), while a tile layer is in the
+project this module holds a WAL connection on its file (:func:`core.jobdb.hold_wal`), so the
+``-wal`` file never disappears under QGIS. Without it, QGIS opens the layer with GDAL's
+lock-free ``NOLOCK`` mode whenever no ``-wal`` exists (right after the grid was written, or
+after the engine closed the file), and that connection fails every read once the engine writes
+again: an empty layer, and after F5 GDAL's IMMUTABLE fallback that ignores the WAL (stale
+statuses). The layer is reopened once after the hold (:func:`make_live`).
+
 The engine writes statuses into the GeoPackage from its worker thread (sqlite3, WAL). QGIS's
 OGR provider reads the file afresh on every render (measured: a feature request after an
 external commit sees the new values without ``reloadData()``), so recolouring needs no reload
@@ -12,14 +20,17 @@ to the size of the layer (``benchmarks/bench_gis_tile_layer.py``).
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsProject, QgsVectorLayer
+from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsMapLayer, QgsProject, QgsVectorLayer
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..core.events import StatusChange
+from ..core.jobdb import hold_wal
 from .layer_tree import PROP_KIND, PROP_RUN, run_group, run_key
 from .tile_style import apply_tile_style
 
@@ -33,8 +44,89 @@ def tile_layer_uri(path: str | os.PathLike, table: str = TILES_TABLE) -> str:
     return f"{os.fspath(path)}|layername={table}"
 
 
+_log = logging.getLogger(__name__)
+#: Run file -> [WAL-holding connection, number of tile layers on it] (main thread only).
+_WAL_HOLDS: dict[str, list] = {}
+_LIVE = "openeo_tile_jobs_live"  # dynamic property: the layer's file is held
+
+
+def _hold(path: str) -> bool:
+    """Count one more layer on ``path``; True when the hold was opened just now."""
+    entry = _WAL_HOLDS.get(path)
+    if entry is not None:
+        entry[1] += 1
+        return False
+    try:
+        _WAL_HOLDS[path] = [hold_wal(path), 1]
+    except (sqlite3.Error, OSError) as exc:  # a read-only copy, a file that is not ours: draw it as it is
+        _log.warning("Cannot keep %s live for QGIS: %s", path, exc)
+        return False
+    return True
+
+
+def _release(path: str) -> None:
+    entry = _WAL_HOLDS.get(path)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _WAL_HOLDS[path]
+        entry[0].close()
+
+
+def held_files() -> list[str]:
+    """Run files whose WAL this QGIS holds (one per file, however many layers)."""
+    return sorted(_WAL_HOLDS)
+
+
+def make_live(layer: QgsVectorLayer) -> None:
+    """Hold the WAL of a tile layer's file for the layer's life; reopen the layer when it was opened before.
+
+    The layer's data source is then reloaded once, so GDAL opens it again as a WAL reader even
+    when it first opened it lock-free (a project read, a grid just written).
+    """
+    if layer.property(_LIVE):
+        return
+    path = run_key(tile_layer_path(layer))
+    layer.setProperty(_LIVE, True)
+    _hold(path)
+    if path in _WAL_HOLDS:
+        layer.destroyed.connect(lambda *_: _release(path))  # after the provider closed its handles
+    if layer.dataProvider() is not None:
+        layer.dataProvider().reloadData()
+
+
+def tile_layer_path(layer: QgsMapLayer) -> str:
+    """The GeoPackage a tile layer draws (the saved run path when the file is still there)."""
+    recorded = layer.customProperty(PROP_RUN)
+    source = layer.source().split("|", 1)[0]
+    if recorded and os.path.isfile(str(recorded)):
+        return str(recorded)
+    return source
+
+
+def watch_project(project: QgsProject | None = None) -> Callable[[], None]:
+    """Make every tile layer the project has or adds (a project being read) live; returns the undo."""
+    project = project or QgsProject.instance()
+
+    def added(layers: list) -> None:
+        for layer in layers:
+            if isinstance(layer, QgsVectorLayer) and layer.customProperty(PROP_KIND) == KIND_TILES:
+                make_live(layer)
+
+    project.layersAdded.connect(added)
+    added(list(project.mapLayers().values()))
+    return lambda: project.layersAdded.disconnect(added)
+
+
 def open_tile_layer(path: str | os.PathLike, name: str | None = None, labels: bool = False) -> QgsVectorLayer:
-    """The job database's tile table as a styled OGR vector layer (not added to a project)."""
+    """The job database's tile table as a styled OGR vector layer (not added to a project).
+
+    In QGIS with the plugin it becomes live when added to the project (:func:`watch_project`).
+    Scripts (``make demo``) hold no WAL: GDAL, opening a file, closes a descriptor of it and so
+    drops every SQLite lock this process holds on it, after which another process closing the
+    file may remove the WAL under a holder's feet; a script's own engine connection is enough.
+    """
     name = name or os.path.splitext(os.path.basename(os.fspath(path)))[0]
     layer = QgsVectorLayer(tile_layer_uri(path), name, "ogr")
     if not layer.isValid():

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DEB_PACKAGES=(python3-qgis qgis python3-venv xvfb xauth)
+DEB_PACKAGES=(python3-qgis qgis python3-venv xvfb xauth openbox)
 VENV=.venv
 REQUIREMENT_FILES=(requirements.txt requirements-dev.txt requirements-local-backend.txt constraints.txt)
 

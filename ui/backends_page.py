@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 CDSE_FEDERATION_URL = "https://openeofed.dataspace.copernicus.eu"
 PRESET_CUSTOM = "custom"
-PRESET_LOCAL = "local"
+PRESET_LOCAL = local_demo.PRESET
 PRESET_CDSE = "cdse"
 SIGN_IN_TIMEOUT_S = 300.0
 
@@ -295,8 +295,8 @@ class BackendsPage(QWidget):
         if profile is None:
             return
         self._editing = profile.name
-        self.preset.blockSignals(True)
-        self.preset.setCurrentIndex(0)
+        self.preset.blockSignals(True)  # show how it was made, without applying the preset's values again
+        self.preset.setCurrentIndex(max(0, self.preset.findData(profile.preset or PRESET_CUSTOM)))
         self.preset.blockSignals(False)
         self.name.setText(profile.name)
         self.url.setText(profile.url)
@@ -410,11 +410,13 @@ class BackendsPage(QWidget):
         )
         if not all([message.check(problem) for message, problem in checks]):
             return None
+        preset = self.preset.currentData()
         return BackendProfile(
             name=self.name.text().strip(),
             url=self.url.text().strip(),
             auth=self.auth.currentData(),
             parallel_jobs=self.parallel.value(),
+            preset=None if preset == PRESET_CUSTOM else preset,
         )
 
     def save_editor(self) -> Optional[BackendProfile]:
@@ -449,8 +451,14 @@ class BackendsPage(QWidget):
         self.test_button.setEnabled(False)
         self.state_label.setText(tr("Connecting to {backend}…").format(backend=profile.name))
 
-        def done(report: ConnectionReport) -> None:
+        def work(_task) -> tuple[BackendProfile, ConnectionReport]:
+            ready = local_demo.ready_profile(profile)  # the Local demo backend: started again when needed
+            return ready, test_connection(ready, snapshot.provider, proxies)
+
+        def done(outcome: tuple[BackendProfile, ConnectionReport]) -> None:
+            ready, report = outcome
             self.test_button.setEnabled(True)
+            self.update_url(ready)
             self.reports[profile.name] = report
             self._selection_changed()
             level = Qgis.MessageLevel.Success if report.signed_in is not False else Qgis.MessageLevel.Warning
@@ -469,7 +477,7 @@ class BackendsPage(QWidget):
 
         task = run_in_background(
             tr("Testing the connection to {backend}").format(backend=profile.name),
-            lambda _task: test_connection(profile, snapshot.provider, proxies),
+            work,
             done,
             failed,
         )
@@ -532,6 +540,14 @@ class BackendsPage(QWidget):
 
         task = run_in_background(tr("Signing in to {backend}").format(backend=profile.name), work, done, failed)
         self._tasks.append((task, snapshot, bridge))
+
+    def update_url(self, profile: BackendProfile) -> None:
+        """Remember a backend's new URL (the Local demo backend came back on another port)."""
+        index = next((i for i, p in enumerate(self.profiles) if p.name == profile.name), None)
+        if index is not None and self.profiles[index].url != profile.url:
+            self.profiles[index] = profile
+            self._save_profiles()
+            self._refresh_list(select=profile.name)
 
     def validate(self) -> bool:
         return self.list_message.check(None if self.profiles else self._no_backend())

@@ -158,8 +158,18 @@ class ProcessPage(QWidget):
 
         backend = local_demo.running_backend()
         if backend is None:
-            self.load_message.show_message(tr("Add the Local demo backend first (step Backends)."))
-            return False
+            if not any(p.preset == local_demo.PRESET for p in self.profiles()):
+                self.load_message.show_message(tr("Add the Local demo backend first (step Backends)."))
+                return False
+            # listed but not running (QGIS was restarted): start it, then pick its process
+            self.summary.setText(tr("Starting the Local demo backend…"))
+            self._task = run_in_background(
+                tr("Starting the Local demo backend"),
+                lambda _task: local_demo.local_backend_url(),
+                lambda _url: self.use_demo_process(on_done),
+                lambda error: self.load_message.show_message(str(error)),
+            )
+            return True
         self.set_source(SOURCE_NAMESPACE)
         self.namespace.setText(backend.demo_process_url)
         self.process_id.clear()
@@ -355,5 +365,6 @@ class ProcessPage(QWidget):
             return None
         spec.parameters = self.form.values()
         spec.geometry_parameter = self.geometry_combo.currentData()
+        spec.definition = self.resolved.definition  # recorded with the run: a resume fetches nothing
         self._remember()
         return spec

@@ -30,9 +30,11 @@ from ..core.downloads import FAILED
 from ..core.events import Progress, StatusChange
 from ..core.inbox import reset_for_retry
 from ..core.jobdb import JobDB
-from ..core.run_setup import make_scheduler, recorded_output_dir
+from ..core.jobspec import JobSpec
+from ..core.run_setup import make_scheduler, move_backend, recorded_output_dir, recorded_profiles, recorded_spec
 from ..core.scheduler import Scheduler
 from ..gis.run_session import RunSession
+from . import local_demo
 from .backends_page import BackendsPage
 from .credentials import CredentialSnapshot
 from .grid_page import GridPage
@@ -93,6 +95,7 @@ class RunController(QObject):
         self.last_outcome: Optional[str] = None
         self._ran = False  # the run shown was started in this session (its active time changed)
         self._keep: list[Any] = []
+        self._preparing = False  # Start waits for the Local demo backend to come up
 
         pages.grid.writer = self._write_job_database
         pages.grid.gridCreated.connect(self._grid_created)
@@ -120,6 +123,11 @@ class RunController(QObject):
         self.tile_tool.setAction(self.tile_tool_action)
         self.page.set_map_tool_action(self.tile_tool_action)
         self.layer_action = None
+        from qgis.utils import iface
+
+        from .run_resume import RunList
+
+        self.run_list = RunList(self, iface, show_step, self)
 
     @property
     def tile_layer(self) -> Optional[QgsVectorLayer]:
@@ -171,6 +179,7 @@ class RunController(QObject):
             self.layer_action.unregister()
         self.layer_action = TileLayerAction(session.layer, self.rows_for_fids, self.page.actions, self)
         self.layer_action.register()
+        self.run_list.refresh()
 
     def open_run(self, path: str) -> bool:
         """Open an earlier run's job database (to watch it, or to resume it with Start)."""
@@ -209,10 +218,17 @@ class RunController(QObject):
         if self.db is None:
             page.start_message.show_message(tr("Create the grid first (step Grid)."))
             problems.append(GRID)
+        record = self.db.run_record() if self.db is not None else {}
         output_ok = page.validate_output()
-        if not self.pages.backends.validate():
+        # What the panel shows wins; a reopened run the panel knows nothing of runs as it was recorded.
+        profiles = list(self.pages.backends.profiles) or recorded_profiles(record)
+        if not profiles and not self.pages.backends.validate():
             problems.append(BACKENDS)
-        spec = self.pages.process.job_spec()
+        spec: Optional[JobSpec] = None
+        if self.pages.process.resolved is None:
+            spec = recorded_spec(record)
+        if spec is None:
+            spec = self.pages.process.job_spec()
         if spec is None:
             problems.append(PROCESS)
         if problems or not output_ok:
@@ -222,20 +238,58 @@ class RunController(QObject):
                 page.start_message.show_message(tr("Fix the fields marked in red first."))
             return None
         page.start_message.clear_message()
-        profiles = list(self.pages.backends.profiles)
         return {"spec": spec, "output": page.output.filePath().strip(), "profiles": profiles}
 
     def start(self) -> bool:
-        """Start, or resume, the run. Returns False (and shows why) when a step is not ready."""
-        if self.running:
+        """Start, or resume, the run. Returns False (and shows why) when a step is not ready.
+
+        A Local demo backend among the backends is started first when it is not running (QGIS
+        was restarted), in a background task; the run then starts from there.
+        """
+        if self.running or self._preparing:
             return False
         run = self.validate()
         if run is None:
             return False
+        if any(p.preset == local_demo.PRESET and p.url != local_demo.running_url() for p in run["profiles"]):
+            self._preparing = True
+            self.page.start_button.setEnabled(False)
+
+            def ready(profiles: list) -> None:
+                self._preparing = False
+                self.page.start_button.setEnabled(True)
+                self._start(self._moved(run, profiles))
+
+            def failed(error: BaseException) -> None:
+                self._preparing = False
+                self.page.start_button.setEnabled(True)
+                self.page.start_message.show_message(str(error))
+
+            self._keep = [
+                run_in_background(
+                    tr("Starting the Local demo backend"),
+                    lambda _task: [local_demo.ready_profile(p) for p in run["profiles"]],
+                    ready,
+                    failed,
+                )
+            ]
+            return True
+        return self._start(run)
+
+    def _moved(self, run: dict[str, Any], profiles: list) -> dict[str, Any]:
+        """``run`` with the backends at their current URLs (the process URL moved along with its backend)."""
+        spec = run["spec"]
+        for old, new in zip(run["profiles"], profiles):
+            if old.url != new.url:
+                spec = move_backend(spec, old.url, new.url)
+                self.pages.backends.update_url(new)
+        return {**run, "spec": spec, "profiles": profiles}
+
+    def _start(self, run: dict[str, Any]) -> bool:
         self.snapshot = CredentialSnapshot(run["profiles"], self)
         try:
             self.scheduler = make_scheduler(
-                self.db,
+                self.db.path,  # a connection of its own: the panel's reads never wait for the engine's commits
                 spec=run["spec"],
                 profiles=run["profiles"],
                 output_dir=run["output"],
@@ -260,6 +314,7 @@ class RunController(QObject):
 
     def _ended(self, outcome: str, result: Any) -> None:
         self.page.set_running(False)
+        self.run_list.refresh()
         self._save_timer.stop()
         self._save_active_time()
         self.last_outcome = outcome
@@ -393,6 +448,7 @@ class RunController(QObject):
 
     def close_down(self) -> None:
         self.stop()
+        self.run_list.close_down()
         self._save_timer.stop()
         self._save_active_time()
         if self.canvas.mapTool() is self.tile_tool:

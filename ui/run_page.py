@@ -14,6 +14,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QModelIndex, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -111,6 +112,8 @@ def build_tile_menu(menu: QMenu, rows: list[dict], actions: TileActions) -> None
 class RunPage(QWidget):
     startRequested = pyqtSignal()
     openRequested = pyqtSignal(str)
+    #: A run of the project's run list was chosen (its job database's path).
+    runChosen = pyqtSignal(str)
     stopRequested = pyqtSignal()
     retryFailedRequested = pyqtSignal()
     cancelRemoteRequested = pyqtSignal()
@@ -136,6 +139,15 @@ class RunPage(QWidget):
         self.open_button = QPushButton(tr("Open a run…"))
         self.open_button.setToolTip(tr("Open the job database of an earlier run to watch or resume it"))
         form.addRow(self.open_button)
+        self.runs = QComboBox()
+        self.runs.setToolTip(tr("The runs whose tile layers are in this project"))
+        self.show_run_button = QPushButton(tr("Show"))
+        self.show_run_button.setToolTip(tr("Show this run here (Start resumes it)"))
+        runs_row = QHBoxLayout()
+        runs_row.addWidget(self.runs, 1)
+        runs_row.addWidget(self.show_run_button)
+        form.addRow(tr("Runs in this project:"), runs_row)
+        self.set_runs([])
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         tooltip_shows_text(self.output)
@@ -230,6 +242,8 @@ class RunPage(QWidget):
         self._clock.timeout.connect(self._tick)
         self.output_message.follow(self.output.fileChanged, self.output_problem)
         self.open_button.clicked.connect(self._choose_run)
+        self.show_run_button.clicked.connect(self._show_chosen_run)
+        self.runs.currentTextChanged.connect(lambda text: self.runs.setToolTip(text))
         self.start_button.clicked.connect(self.startRequested)
         self.stop_button.clicked.connect(self.stopRequested)
         self.retry_button.clicked.connect(self.retryFailedRequested)
@@ -267,6 +281,21 @@ class RunPage(QWidget):
         if path:
             self.openRequested.emit(path)
 
+    def _show_chosen_run(self) -> None:
+        if self.runs.currentData():
+            self.runChosen.emit(self.runs.currentData())
+
+    def set_runs(self, runs: list[tuple[str, str]]) -> None:
+        """The project's runs as (caption, job database path); the shown one stays selected."""
+        current = self.runs.currentData()
+        self.runs.clear()
+        for caption, path in runs:
+            self.runs.addItem(caption, path)
+        self.runs.setCurrentIndex(max(0, self.runs.findData(current)))
+        self.runs.setToolTip(self.runs.currentText() or tr("The runs whose tile layers are in this project"))
+        self.runs.setEnabled(bool(runs))
+        self.show_run_button.setEnabled(bool(runs) and not self.running)
+
     def set_map_tool_action(self, action) -> None:
         """The action that turns on the tile menu on the map (owned by the run controller)."""
         self.map_tool_button.setDefaultAction(action)
@@ -302,6 +331,7 @@ class RunPage(QWidget):
         self.stop_button.setEnabled(running)
         self.output.setEnabled(not running)
         self.open_button.setEnabled(not running)
+        self.show_run_button.setEnabled(not running and self.runs.count() > 0)
         if running:
             self.clock.start()
             self._clock.start()
