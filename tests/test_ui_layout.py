@@ -96,6 +96,7 @@ def _fill(dock, qtbot, backend, tmp_path) -> None:
     run.show_counts(run.model.counts())
     run.show_costs(1.23, {"Local demo": 1.0, "CDSE federation": 0.23})
     run.show_backends({"Local demo": 2, "CDSE federation": 1}, {"CDSE federation": "backoff"})
+    run.set_runs([("belgium_summer_composites_2024_run2 — 120 of 240 tiles left", str(folder / "run2.gpkg"))])
 
 
 def _fits(widget, text: str, room: int) -> bool:

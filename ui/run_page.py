@@ -14,7 +14,6 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QModelIndex, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -139,7 +138,7 @@ class RunPage(QWidget):
         self.open_button = QPushButton(tr("Open a run…"))
         self.open_button.setToolTip(tr("Open the job database of an earlier run to watch or resume it"))
         form.addRow(self.open_button)
-        self.runs = QComboBox()
+        self.runs = ElidingComboBox()  # a run's caption is its file name: as long as the analyst made it
         self.runs.setToolTip(tr("The runs whose tile layers are in this project"))
         self.show_run_button = QPushButton(tr("Show"))
         self.show_run_button.setToolTip(tr("Show this run here (Start resumes it)"))
@@ -243,7 +242,6 @@ class RunPage(QWidget):
         self.output_message.follow(self.output.fileChanged, self.output_problem)
         self.open_button.clicked.connect(self._choose_run)
         self.show_run_button.clicked.connect(self._show_chosen_run)
-        self.runs.currentTextChanged.connect(lambda text: self.runs.setToolTip(text))
         self.start_button.clicked.connect(self.startRequested)
         self.stop_button.clicked.connect(self.stopRequested)
         self.retry_button.clicked.connect(self.retryFailedRequested)
@@ -292,7 +290,6 @@ class RunPage(QWidget):
         for caption, path in runs:
             self.runs.addItem(caption, path)
         self.runs.setCurrentIndex(max(0, self.runs.findData(current)))
-        self.runs.setToolTip(self.runs.currentText() or tr("The runs whose tile layers are in this project"))
         self.runs.setEnabled(bool(runs))
         self.show_run_button.setEnabled(bool(runs) and not self.running)
 
