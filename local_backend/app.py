@@ -1,5 +1,5 @@
 """The Flask application: what every request goes through (slashes, counting, faults, errors);
-the routes themselves live in :mod:`.routes`, one blueprint per area of the openEO API."""
+the routes themselves live in the ``routes_*`` modules, one blueprint per area of the openEO API."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from . import routes_accounts, routes_admin, routes_discovery, routes_jobs, routes_processing
 from .auth import OAuthError
 from .errors import ApiError
-from .routes import accounts, admin, discovery, jobs, processing
-from .routes.common import ADMIN_PREFIX, EXTENSION, endpoint_key
+from .routes_common import ADMIN_PREFIX, EXTENSION, endpoint_key
 from .services import Services
 
 
@@ -41,7 +41,7 @@ def create_app(services: Services) -> Flask:
     app.wsgi_app = _TidyPaths(app.wsgi_app)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = services
     _cross_cutting(app, services)
-    for area in (discovery, accounts, jobs, processing, admin):
+    for area in (routes_discovery, routes_accounts, routes_jobs, routes_processing, routes_admin):
         app.register_blueprint(area.bp)
     return app
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import current_app, request
 
-from .. import engine
-from ..errors import ApiError
-from ..services import Services
-from ..store import LOG_LEVELS
-from ..validate import validate_process
+from . import engine
+from .errors import ApiError
+from .services import Services
+from .store import LOG_LEVELS
+from .validate import validate_process
 
 JOB_FIELDS = ("title", "description", "plan", "budget", "log_level")
 ADMIN_PREFIX = "/_admin"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify
 
-from .. import compute, engine
-from ..costs import job_credits
-from ..errors import ApiError
-from ..validate import PROCESS_ID
-from .common import checked_process, json_body, json_object, svc, user
+from . import compute, engine
+from .costs import job_credits
+from .errors import ApiError
+from .routes_common import checked_process, json_body, json_object, svc, user
+from .validate import PROCESS_ID
 
 bp = Blueprint("processing", __name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from .. import __version__, engine
-from ..collection import collection_metadata
-from ..cube_io import COLLECTION_ID
-from ..errors import ApiError
-from .common import ADMIN_PREFIX, root, svc
+from . import __version__, engine
+from .collection import collection_metadata
+from .cube_io import COLLECTION_ID
+from .errors import ApiError
+from .routes_common import ADMIN_PREFIX, root, svc
 
 API_VERSION = "1.2.0"
 UNLISTED = (ADMIN_PREFIX, "/oidc", "/download", "/udp", "/static")  # not openEO API endpoints

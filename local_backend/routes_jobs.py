@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
-from ..costs import estimated_seconds, iso_duration, job_credits
-from ..errors import ApiError
-from ..stac import stac_item
-from ..store import LOG_LEVELS, rfc3339
-from .common import checked_fields, checked_process, get_job_or_404, int_args, json_object, root, svc, user
+from .costs import estimated_seconds, iso_duration, job_credits
+from .errors import ApiError
+from .routes_common import checked_fields, checked_process, get_job_or_404, int_args, json_object, root, svc, user
+from .stac import stac_item
+from .store import LOG_LEVELS, rfc3339
 
 ESTIMATE_VALIDITY = 24 * 3600.0  # seconds
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..config import FaultConfig
-from ..errors import ApiError
-from ..store import rfc3339
-from .common import ADMIN_PREFIX, json_body, svc
+from .config import FaultConfig
+from .errors import ApiError
+from .routes_common import ADMIN_PREFIX, json_body, svc
+from .store import rfc3339
 
 bp = Blueprint("admin", __name__)
 

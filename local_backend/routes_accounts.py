@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..auth import OIDC_CLIENT_ID, OIDC_PROVIDER_ID
-from ..errors import ApiError
-from .common import root, svc, user
+from .auth import OIDC_CLIENT_ID, OIDC_PROVIDER_ID
+from .errors import ApiError
+from .routes_common import root, svc, user
 
 bp = Blueprint("accounts", __name__)
 
