@@ -110,9 +110,10 @@ def main() -> None:
         finally:
             backend.stop()
     small, seed = "3 km June", "seed 5 km summer"
+    ratio = results[(small, "batch")] / results[(small, "sync")]
     print(
         f"preview: time to layer {small} {results[(small, 'sync')]:.2f} s by POST /result vs "
-        f"{results[(small, 'batch')]:.2f} s by batch job ({results[(small, 'batch')] / results[(small, 'sync')]:.1f}x); "
+        f"{results[(small, 'batch')]:.2f} s by batch job ({ratio:.1f}x); "
         f"{seed} {results[(seed, 'sync')]:.2f} s vs {results[(seed, 'batch')]:.2f} s (default: batch) "
         f"— Local demo backend, 10 m, median of {REPEATS}"
     )

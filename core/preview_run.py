@@ -56,7 +56,7 @@ class PreviewError(Exception):
     """The preview failed; the message is for the user (with the backend's own words)."""
 
 
-class PreviewCanceled(PreviewError):
+class PreviewCanceledError(PreviewError):
     """The user canceled the preview."""
 
 
@@ -88,14 +88,14 @@ def preview_tile(
     try:
         connection = backend.connect()
         capabilities = connection.capabilities()
-    except Exception as exc:  # noqa: BLE001 (told to the user)
+    except Exception as exc:
         raise PreviewError(f"Cannot connect to {backend.name}: {redact(error_message(exc))}") from exc
     limit = limit.for_backend(capabilities.capabilities)
     try:
         resolved = resolve_process(
             spec, connection=connection, session=backend.session, timeout=backend.profile.request_timeout
         )
-    except Exception as exc:  # noqa: BLE001 (JobSpecError or the network: told to the user)
+    except Exception as exc:
         raise PreviewError(f"Cannot read the process definition: {redact(error_message(exc))}") from exc
     db = JobDB.open(db_path)
     try:
@@ -127,13 +127,13 @@ def run_preview(
         try:
             costs = _download_sync(connection, request, target)
             result = PreviewResult(request.tile_id, str(target), SYNC, time.monotonic() - t0, note=note, costs=costs)
-        except Exception as exc:  # noqa: BLE001 (a size refusal falls back; anything else is told)
+        except Exception as exc:
             if not is_size_refusal(exc):
                 raise PreviewError(_failed(request, exc)) from exc
             note = f"the backend refused synchronous processing: {redact(error_message(exc))}"
     if result is None:
         if cancel.is_set():
-            raise PreviewCanceled("The preview was canceled.")
+            raise PreviewCanceledError("The preview was canceled.")
         job_id, costs = _run_batch(backend, connection, request, target, cancel, sleep)
         result = PreviewResult(request.tile_id, str(target), BATCH, time.monotonic() - t0, job_id, note, costs)
     remove_older_previews(target, request.tile_id)
@@ -202,12 +202,12 @@ def _run_batch(
             job_options=request.job_options,
             validate=False,
         )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise PreviewError(_failed(request, exc)) from exc
     try:
         try:
             job.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise PreviewError(_failed(request, exc)) from exc
         metadata = _wait(job, connection, cancel, sleep)
         if metadata.get("status") != "finished":
@@ -236,18 +236,21 @@ def _wait(job: Any, connection: Any, cancel: threading.Event, sleep: Callable[[f
         backoff = retry.Backoff(base=POLL_FIRST_S, cap=POLL_MAX_S * 6)
         while True:
             if sleep(delay):
-                raise PreviewCanceled("The preview was canceled.")
+                raise PreviewCanceledError("The preview was canceled.")
             try:
                 metadata = job.describe()
-            except Exception as exc:  # noqa: BLE001 (transient: wait longer; else told)
+            except Exception as exc:
                 kind = retry.classify(exc)
                 failures += 1
                 if kind not in (retry.TRANSIENT, retry.RATE_LIMITED, retry.OTHER) or failures >= MAX_POLL_FAILURES:
-                    raise PreviewError(f"Cannot follow the preview job {job.job_id}: {redact(error_message(exc))}")
+                    raise PreviewError(
+                        f"Cannot follow the preview job {job.job_id}: {redact(error_message(exc))}"
+                    ) from exc
                 delay = backoff.fail(time.monotonic(), retry_after[0])
                 retry_after[0] = None
                 continue
             failures = 0
+            backoff.succeed()
             if metadata.get("status") in ("finished", "error", "canceled"):
                 return metadata
             if time.monotonic() > deadline:
@@ -277,7 +280,7 @@ def _download_batch(
     try:
         result = downloader.download(DownloadTask(request.fid, request.tile_id, job_id, backend.name))
         if cancel.is_set():
-            raise PreviewCanceled("The preview was canceled.")
+            raise PreviewCanceledError("The preview was canceled.")
         if not result.ok:
             raise PreviewError(f"Cannot download the preview of tile {request.tile_id}: {result.error}")
         rasters = [Path(result.result_dir) / name for name in result.files if is_raster_result(name)]

@@ -12,7 +12,7 @@ from typing import Optional
 
 from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsProject, QgsRasterLayer
 
-from .layer_tree import PROP_KIND, PROP_RUN, PROP_TILE, run_group, run_key
+from .layer_tree import PROP_KIND, PROP_RUN, PROP_TILE, find_run_group, run_group, run_key
 from .result_layers import DEFAULT_RAMP, open_raster, style_result_layer
 
 PREVIEW_GROUP_NAME = "Preview"
@@ -20,13 +20,22 @@ KIND_PREVIEW = "preview"
 KIND_PREVIEW_GROUP = "preview_group"
 
 
-def preview_group(run: str | os.PathLike, project: Optional[QgsProject] = None) -> QgsLayerTreeGroup:
-    """The run's "Preview" group, first in its group (so previews draw above the tiles' fill)."""
-    project = project or QgsProject.instance()
-    parent = run_group(run, os.path.splitext(os.path.basename(run_key(run)))[0], project)
-    for child in parent.children():
+def find_preview_group(run: str | os.PathLike, project: Optional[QgsProject] = None) -> Optional[QgsLayerTreeGroup]:
+    """The run's "Preview" group, if it has one."""
+    parent = find_run_group(run, project)
+    for child in parent.children() if parent is not None else []:
         if isinstance(child, QgsLayerTreeGroup) and child.customProperty(PROP_KIND) == KIND_PREVIEW_GROUP:
             return child
+    return None
+
+
+def preview_group(run: str | os.PathLike, project: Optional[QgsProject] = None) -> QgsLayerTreeGroup:
+    """The run's "Preview" group (made once), first in its group so previews draw above the tiles' fill."""
+    project = project or QgsProject.instance()
+    found = find_preview_group(run, project)
+    if found is not None:
+        return found
+    parent = run_group(run, os.path.splitext(os.path.basename(run_key(run)))[0], project)
     group = parent.insertGroup(0, PREVIEW_GROUP_NAME)
     group.setCustomProperty(PROP_KIND, KIND_PREVIEW_GROUP)
     return group
@@ -34,8 +43,8 @@ def preview_group(run: str | os.PathLike, project: Optional[QgsProject] = None) 
 
 def preview_layers(run: str | os.PathLike, tile_id: Optional[str] = None, project: Optional[QgsProject] = None):
     """The run's preview layers (of one tile when ``tile_id`` is given)."""
-    found = []
-    for node in preview_group(run, project).findLayers():
+    group, found = find_preview_group(run, project), []
+    for node in group.findLayers() if group is not None else []:
         layer = node.layer()
         if isinstance(layer, QgsRasterLayer) and layer.customProperty(PROP_KIND) == KIND_PREVIEW:
             if tile_id is None or layer.customProperty(PROP_TILE) == str(tile_id):

@@ -30,7 +30,6 @@ from openeo_tile_jobs.core.preview import (
 from openeo_tile_jobs.core.preview_run import PreviewError, preview_tile
 
 
-
 def utm_square_4326(west: float, south: float, size: float) -> dict:
     """A square of ``size`` metres in EPSG:32631 (UTM 31N), as a GeoJSON polygon in EPSG:4326."""
     import pyproj
@@ -52,7 +51,12 @@ def test_tile_volume_counts_pixels_at_the_pixel_size_and_dates_of_the_temporal_e
     assert volume.dates == 6  # acquisitions every 5 days in June
     assert volume.pixels == pytest.approx(1_000_000, rel=0.02)  # 10 km x 10 km at 10 m
     assert tile_volume(SQUARE_10KM, graph, SyncLimit(pixel_size=200.0)).pixels == pytest.approx(2_500, rel=0.02)
-    nested = {"load": {"process_id": "load_collection", "arguments": {"id": "S2", "temporal_extent": ["2024-06-01T00:00:00Z", "2024-09-01"]}}}
+    nested = {
+        "load": {
+            "process_id": "load_collection",
+            "arguments": {"id": "S2", "temporal_extent": ["2024-06-01T00:00:00Z", "2024-09-01"]},
+        }
+    }
     assert temporal_extent_days(nested) == 92
     assert tile_volume(SQUARE_10KM, {"p": {"process_id": "x", "arguments": {}}}, SyncLimit()).dates == 1
 
@@ -143,8 +147,9 @@ def test_batch_preview_polls_politely_through_rate_limits(tmp_path, local_backen
 
 def test_a_backend_error_is_told_in_its_own_words(tmp_path, local_backend):
     db, _spec, profile = _setup(tmp_path, local_backend, tiles=1)
-    spec = JobSpec(namespace=local_backend.demo_process_url, parameters={"temporal_extent": ["2010-01-01", "2010-02-01"]})
+    spec = JobSpec(
+        namespace=local_backend.demo_process_url, parameters={"temporal_extent": ["2010-01-01", "2010-02-01"]}
+    )
     with pytest.raises(PreviewError, match="NoDataAvailable: No SENTINEL2_L2A acquisitions"):
         preview_tile(Backend(profile), db.path, spec, 1, preview_path(tmp_path, "x0_y0"))
     assert not list((tmp_path / "preview").glob("*"))  # nothing half-written left
-

@@ -1,4 +1,4 @@
-""""Preview this tile" through the panel, as the user does it (the table's and the map's tile menu),
+"""The tile menu's "Preview this tile" through the panel, as the user does it (the table's and the map's tile menu),
 against a real Local demo backend: the layer in the "Preview" group with the tile's extent and real
 pixels, POST /result or one batch job (deleted), the run's rows untouched, the backend's own words
 when it fails."""
@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 import rasterio
-from qgis.core import QgsMultiBandColorRenderer, QgsProject, QgsRectangle
+from qgis.core import QgsMultiBandColorRenderer, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt
 from ui_helpers import panel, ready_to_run
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.preview import BATCH, SYNC, SyncLimit
-from openeo_tile_jobs.gis.preview_layers import PREVIEW_GROUP_NAME
+from openeo_tile_jobs.gis.preview_layers import PREVIEW_GROUP_NAME, find_preview_group
 
 
 @pytest.fixture()
@@ -26,16 +26,22 @@ def dock(qgis_iface, qgis_canvas, qtbot):
 
 
 def table_row(run, tile_id: str) -> dict:
-    return next(run.model.row_data(i) for i in range(run.model.rowCount()) if run.model.row_data(i)["tile_id"] == tile_id)
+    return next(
+        run.model.row_data(i) for i in range(run.model.rowCount()) if run.model.row_data(i)["tile_id"] == tile_id
+    )
 
 
 def preview_action(menu):
     return next(a for a in menu.actions() if a.text() == "Preview this tile")
 
 
-def preview_layers() -> list:
-    group = QgsProject.instance().layerTreeRoot().findGroup(PREVIEW_GROUP_NAME)
-    return [node.layer() for node in group.findLayers()] if group is not None else []
+def preview_layers(controller) -> list:
+    """The layers of the shown run's "Preview" group (none when it has no such group)."""
+    group = find_preview_group(controller.db_path)
+    if group is None:
+        return []
+    assert group.name() == PREVIEW_GROUP_NAME and group.parent().name() == controller.session.group.name()
+    return [node.layer() for node in group.findLayers()]
 
 
 def assert_shows_tile(layer, west: float, south: float, size: float = 10_000) -> None:
@@ -52,7 +58,9 @@ def assert_shows_tile(layer, west: float, south: float, size: float = 10_000) ->
     assert layer.brightnessFilter().gamma() == pytest.approx(2.2)
 
 
-def test_preview_from_the_table_is_computed_by_post_result_and_leaves_the_run_alone(dock, qtbot, tmp_path, local_backend):
+def test_preview_from_the_table_is_computed_by_post_result_and_leaves_the_run_alone(
+    dock, qtbot, tmp_path, local_backend
+):
     ready_to_run(dock, qtbot, local_backend, tmp_path)
     controller, run = dock.run_controller, dock.run_page
     before = controller.db.all_rows()
@@ -66,7 +74,7 @@ def test_preview_from_the_table_is_computed_by_post_result_and_leaves_the_run_al
 
     shown = controller.previewer.last
     assert shown.result.mode == SYNC
-    assert preview_layers() == [shown.layer] and shown.layer.name() == "Preview x0_y0"
+    assert preview_layers(controller) == [shown.layer] and shown.layer.name() == "Preview x0_y0"
     assert_shows_tile(shown.layer, 500_000, 5_000_000)
     assert shown.result.path.startswith(str(tmp_path / "run_results" / "preview"))
     assert any(m.startswith("Preview of tile x0_y0 shown in") for m in dock.messages)
@@ -76,7 +84,9 @@ def test_preview_from_the_table_is_computed_by_post_result_and_leaves_the_run_al
     assert run.model.counts() == {statuses.NOT_STARTED: 4}
 
 
-def test_preview_from_the_map_too_big_for_post_result_is_one_batch_job(dock, qgis_canvas, qtbot, tmp_path, local_backend):
+def test_preview_from_the_map_too_big_for_post_result_is_one_batch_job(
+    dock, qgis_canvas, qtbot, tmp_path, local_backend
+):
     ready_to_run(dock, qtbot, local_backend, tmp_path)
     controller = dock.run_controller
     controller.previewer.limit = SyncLimit(max_pixel_dates=1_000)  # the tile (2,500 pixels x 6 dates) is too big
@@ -106,7 +116,7 @@ def test_preview_from_the_map_too_big_for_post_result_is_one_batch_job(dock, qgi
     preview_on_the_map(515_000, 5_015_000)
     qtbot.waitUntil(lambda: controller.previewer.last is not first, timeout=30_000)
     second = controller.previewer.last
-    assert preview_layers() == [second.layer]
+    assert preview_layers(controller) == [second.layer]
     assert [p.name for p in (tmp_path / "run_results" / "preview").iterdir()] == [second.result.path.rsplit("/", 1)[-1]]
 
 
@@ -122,6 +132,6 @@ def test_a_backend_error_is_shown_with_the_backends_message(dock, qtbot, tmp_pat
     assert message.startswith("Preview of tile x1_y0 failed: The backend could not preview tile x1_y0: NoDataAvailable")
     assert "No SENTINEL2_L2A acquisitions between 2010-01-01 and 2010-02-01" in message
     assert message in dock.messages
-    assert preview_layers() == [] and controller.previewer.tasks == {}
+    assert preview_layers(controller) == [] and controller.previewer.tasks == {}
     preview = tmp_path / "run_results" / "preview"
     assert not preview.exists() or not any(preview.iterdir())  # nothing half-written left

@@ -1,4 +1,4 @@
-""""Preview this tile" in the tile menu (map and table): the run's request for one tile, computed
+"""The tile menu's "Preview this tile" (map and table): the run's request for one tile, computed
 now (``POST /result``, else a batch job of its own: :mod:`core.preview_run`) in a background
 task, and shown in the run's "Preview" group (:mod:`gis.preview_layers`).
 
@@ -18,7 +18,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from ..core.backends import Backend, BackendProfile
 from ..core.preview import BATCH, PreviewRequest, SyncLimit, preview_path
-from ..core.preview_run import PreviewCanceled, PreviewResult, preview_tile
+from ..core.preview_run import PreviewCanceledError, PreviewResult, preview_tile
 from ..core.run_setup import move_backend
 from ..gis.preview_layers import show_preview
 from . import local_demo
@@ -80,11 +80,13 @@ class TilePreviewer(QObject):
         if path is None:
             return None
         if tile_id in self.tasks:
-            self.notify(tr("The preview of tile {tile} is already being computed.").format(tile=tile_id), Qgis.MessageLevel.Info)
+            message = tr("The preview of tile {tile} is already being computed.").format(tile=tile_id)
+            self.notify(message, Qgis.MessageLevel.Info)
             return None
         run = self._run_inputs()
         if run is None:
-            self.notify(tr("Preview needs the run's steps ready: fix the fields marked in red."), Qgis.MessageLevel.Warning)
+            message = tr("Preview needs the run's steps ready: fix the fields marked in red.")
+            self.notify(message, Qgis.MessageLevel.Warning)
             return None
         profile = profile_for(row, run["profiles"])
         snapshot = CredentialSnapshot([profile], self)  # main thread: QgsAuthManager may ask for the master password
@@ -116,7 +118,9 @@ class TilePreviewer(QObject):
             self._failed(tile_id, RuntimeError(tr("GDAL cannot read {path}.").format(path=result.path)))
             return
         self.last = PreviewShown(request, result, layer, time.monotonic() - started)
-        how = tr("synchronous processing") if result.mode != BATCH else tr("a batch job, because {why}").format(why=result.note)
+        how = tr("synchronous processing")
+        if result.mode == BATCH:
+            how = tr("a batch job, because {why}").format(why=result.note)
         self.notify(
             tr("Preview of tile {tile} shown in {seconds:.1f} s (computed by {how}).").format(
                 tile=tile_id, seconds=self.last.seconds_to_layer, how=how
@@ -127,7 +131,7 @@ class TilePreviewer(QObject):
 
     def _failed(self, tile_id: str, error: BaseException) -> None:
         self._forget(tile_id)
-        if isinstance(error, (TaskCanceledError, PreviewCanceled)):
+        if isinstance(error, (TaskCanceledError, PreviewCanceledError)):
             self.notify(tr("The preview of tile {tile} was canceled.").format(tile=tile_id), Qgis.MessageLevel.Info)
             return
         message = tr("Preview of tile {tile} failed: {error}").format(tile=tile_id, error=error)
