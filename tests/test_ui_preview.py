@@ -123,14 +123,16 @@ def test_preview_from_the_map_too_big_for_post_result_is_one_batch_job(
 def test_a_backend_error_is_shown_with_the_backends_message(dock, qtbot, tmp_path, local_backend):
     ready_to_run(dock, qtbot, local_backend, tmp_path)
     controller, run = dock.run_controller, dock.run_page
-    dock.process_page.form.editors["temporal_extent"].set_value(["2010-01-01", "2010-02-01"])  # before any data
+    dock.process_page.form.editors["temporal_extent"].set_value(["2024-06-01", None])  # open-ended
     failures: list[str] = []
     controller.previewer.previewFailed.connect(lambda _tile, message: failures.append(message))
     preview_action(run.tile_menu([table_row(run, "x1_y0")])).trigger()
     qtbot.waitUntil(lambda: bool(failures), timeout=30_000)
     (message,) = failures
-    assert message.startswith("Preview of tile x1_y0 failed: The backend could not preview tile x1_y0: NoDataAvailable")
-    assert "No SENTINEL2_L2A acquisitions between 2010-01-01 and 2010-02-01" in message
+    assert message.startswith(
+        "Preview of tile x1_y0 failed: The backend could not preview tile x1_y0: ProcessParameterInvalid"
+    )
+    assert "'temporal_extent' in process 'cloud_free_composite' is invalid: open-ended intervals" in message
     assert message in dock.messages
     assert preview_layers(controller) == [] and controller.previewer.tasks == {}
     preview = tmp_path / "run_results" / "preview"
