@@ -42,6 +42,7 @@ def make_run(folder: Path, size: float):
     from openeo_tile_jobs.core.jobdb import JobDB
 
     aoi = {"west": SEED_WEST, "south": SEED_SOUTH, "east": SEED_WEST + size, "north": SEED_SOUTH + size}
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"run_{int(size)}.gpkg"
     JobDB.create(path, make_grid({**aoi, "crs": "EPSG:32631"}, tile_size=size, crs="EPSG:32631")).close()
     return path
