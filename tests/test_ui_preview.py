@@ -5,6 +5,7 @@ when it fails."""
 
 from __future__ import annotations
 
+import openeo
 import pytest
 import rasterio
 from qgis.core import QgsMultiBandColorRenderer, QgsRectangle
@@ -137,3 +138,22 @@ def test_a_backend_error_is_shown_with_the_backends_message(dock, qtbot, tmp_pat
     assert preview_layers(controller) == [] and controller.previewer.tasks == {}
     preview = tmp_path / "run_results" / "preview"
     assert not preview.exists() or not any(preview.iterdir())  # nothing half-written left
+
+
+def test_a_batch_preview_during_the_run_is_no_tile_of_the_run(dock, qtbot, tmp_path, local_backend_factory):
+    backend = local_backend_factory(run_time=1.0)
+    ready_to_run(dock, qtbot, backend, tmp_path)
+    controller, run = dock.run_controller, dock.run_page
+    controller.previewer.limit = SyncLimit(max_pixel_dates=0)  # a batch job, listed beside the run's own
+    assert controller.start(), run.start_message.text()
+    preview_action(run.tile_menu([table_row(run, "x1_y1")])).trigger()  # the last tile to start (1 job at a time)
+    qtbot.waitUntil(lambda: controller.previewer.last is not None, timeout=30_000)
+    assert controller.running  # the preview came while the run went on
+    preview_job = controller.previewer.last.result.job_id
+    qtbot.waitUntil(lambda: controller.last_outcome is not None, timeout=60_000)
+
+    rows = controller.db.all_rows()
+    assert {r["status"] for r in rows} == {statuses.FINISHED}
+    assert preview_job not in {r["id"] for r in rows}  # the run's tracking never adopted it
+    jobs = openeo.connect(backend.url, auto_validate=False).list_jobs()
+    assert sorted(j["id"] for j in jobs) == sorted(r["id"] for r in rows)  # the preview's job is deleted
