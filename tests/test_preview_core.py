@@ -5,6 +5,7 @@ job it falls back to (and deletes), polite polling under 429s, the job database 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import openeo
 import pytest
@@ -27,7 +28,7 @@ from openeo_tile_jobs.core.preview import (
     temporal_extent_days,
     tile_volume,
 )
-from openeo_tile_jobs.core.preview_run import PreviewError, preview_tile
+from openeo_tile_jobs.core.preview_run import PreviewCanceledError, PreviewError, preview_tile
 
 
 def utm_square_4326(west: float, south: float, size: float) -> dict:
@@ -151,3 +152,16 @@ def test_a_backend_error_is_told_in_its_own_words(tmp_path, local_backend):
     with pytest.raises(PreviewError, match="ProcessParameterInvalid: .*open-ended intervals are not supported"):
         preview_tile(Backend(profile), db.path, spec, 1, preview_path(tmp_path, "x0_y0"))
     assert not list((tmp_path / "preview").glob("*"))  # nothing half-written left
+
+
+def test_a_canceled_batch_preview_deletes_its_job_and_leaves_no_file(tmp_path, local_backend_factory):
+    backend = local_backend_factory(run_time=30.0)
+    db, spec, profile = _setup(tmp_path, backend, tiles=1)
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()  # the user cancels the task while the job runs
+    target = preview_path(tmp_path / "out", "x0_y0")
+    with pytest.raises(PreviewCanceledError):
+        preview_tile(Backend(profile), db.path, spec, 1, target, SyncLimit(max_pixel_dates=0), cancel)
+    assert backend.request_counts().get("DELETE /jobs/{job_id}") == 1
+    assert openeo.connect(backend.url, auto_validate=False).list_jobs() == []
+    assert not any(target.parent.iterdir())

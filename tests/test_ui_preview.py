@@ -32,6 +32,11 @@ def table_row(run, tile_id: str) -> dict:
     )
 
 
+def backend_sent(backend) -> list[str]:
+    """The computing requests the backend received (POST /result, POST /jobs)."""
+    return [key for key in backend.request_counts() if key in ("POST /result", "POST /jobs")]
+
+
 def preview_action(menu):
     return next(a for a in menu.actions() if a.text() == "Preview this tile")
 
@@ -124,6 +129,13 @@ def test_preview_from_the_map_too_big_for_post_result_is_one_batch_job(
 def test_a_backend_error_is_shown_with_the_backends_message(dock, qtbot, tmp_path, local_backend):
     ready_to_run(dock, qtbot, local_backend, tmp_path)
     controller, run = dock.run_controller, dock.run_page
+    output = run.output.filePath()
+    run.output.setFilePath("")  # a step not ready: said, nothing sent
+    preview_action(run.tile_menu([table_row(run, "x1_y0")])).trigger()
+    assert dock.messages[-1] == "Preview needs the run's steps ready: fix the fields marked in red."
+    assert controller.previewer.tasks == {} and not backend_sent(local_backend)
+    run.output.setFilePath(output)
+
     dock.process_page.form.editors["temporal_extent"].set_value(["2024-06-01", None])  # open-ended
     failures: list[str] = []
     controller.previewer.previewFailed.connect(lambda _tile, message: failures.append(message))
