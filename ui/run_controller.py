@@ -47,6 +47,7 @@ from .steps import BACKENDS, GRID, PROCESS
 from .tasks import run_in_background
 from .tile_actions import TileMenuHandlers
 from .tile_map_menu import TileLayerAction, TileMenuTool
+from .tile_preview import TilePreviewer
 from .tile_table import DB_COLUMNS
 
 tr = translator("RunController")
@@ -110,6 +111,8 @@ class RunController(QObject):
         self.tile_handlers = TileMenuHandlers(canvas, notify, pages.backends.profile, lambda: self.session, self.page)
         self.tile_handlers.fill(actions)
         actions.retry = self.retry_tiles
+        self.previewer = TilePreviewer(self.validate, lambda: self.db_path, notify, self)
+        actions.preview = self.previewer.preview
 
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_ACTIVE_TIME_S * 1000)
@@ -457,6 +460,7 @@ class RunController(QObject):
             self.layer_action.unregister()
             self.layer_action = None
         self.tile_handlers.close_down()
+        self.previewer.close_down()
         if self.db is not None:
             self.db.close()
             self.db = None
