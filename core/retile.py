@@ -24,6 +24,7 @@ the run resumes, and split then) or the parent split with all its children, neve
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -34,6 +35,7 @@ from . import gpkg, statuses
 from .jobdb import PARENT_COLUMN, JobDB, _to_sql, now_utc
 
 NOT_STARTED = statuses.NOT_STARTED
+_q = gpkg.quote_identifier
 #: Error codes of the Local demo backend and of backends that name an executor's lack of memory.
 DEFAULT_SIZE_ERROR_CODES: tuple[str, ...] = ("OutOfMemory",)
 #: Log texts of jobs that were too big (Spark/YARN executors killed, JVM and Python out of memory).
@@ -150,6 +152,29 @@ def _geometry_type(conn: Any) -> str:
     return str(row[0]).upper() if row else "POLYGON"
 
 
+def _insert_children(
+    conn: sqlite3.Connection, db: JobDB, children: list[Child], parent: str, row_col: tuple[Any, Any], stamp: str
+) -> list[tuple[int, str]]:
+    """Insert the children (``not_started``, the parent's row and col); their (fid, tile_id)."""
+    geoms = [c.geometry for c in children]
+    if _geometry_type(conn) == "MULTIPOLYGON":
+        geoms = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g]) for g in geoms]
+    blobs = gpkg.geometry_blobs(geoms, db.srs_id)
+    columns = ", ".join(_q(c) for c in ("geom", "tile_id", "row", "col", "status", PARENT_COLUMN, "updated"))
+    try:
+        conn.executemany(
+            f"INSERT INTO {db.table} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(b, c.tile_id, *row_col, NOT_STARTED, parent, stamp) for b, c in zip(blobs, children)],
+        )
+    except sqlite3.IntegrityError as exc:  # the unique tile_id index: children of this tile exist already
+        raise SplitError(f"Tile {parent} cannot be split: {exc}") from exc
+    ids = [c.tile_id for c in children]
+    found = conn.execute(
+        f"SELECT fid, tile_id FROM {db.table} WHERE tile_id IN ({','.join('?' * len(ids))}) ORDER BY fid", ids
+    )
+    return [(int(f), str(t)) for f, t in found.fetchall()]
+
+
 def split_tile(
     db: JobDB,
     fid: int,
@@ -175,34 +200,19 @@ def split_tile(
     values = {k: v for k, v in dict(parent_values or {}).items() if k in db.columns and k not in ("fid", "tile_id")}
     values["status"] = statuses.SPLIT
     stamp = now_utc()
-    q = gpkg.quote_identifier
     with db.transaction() as conn:
-        current = conn.execute(f"SELECT status, row, col FROM {db.table} WHERE fid = ?", (int(fid),)).fetchone()
+        current = conn.execute(f"SELECT status, {_q('row')}, {_q('col')} FROM {db.table} WHERE fid = ?", (int(fid),))
+        current = current.fetchone()
         if current is None or current[0] == statuses.SPLIT:
             raise SplitError(f"Tile {tile_id} is already split.")
-        geoms = [c.geometry for c in children]
-        if _geometry_type(conn) == "MULTIPOLYGON":
-            geoms = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g]) for g in geoms]
-        blobs = gpkg.geometry_blobs(geoms, db.srs_id)
-        try:
-            conn.executemany(
-                f"INSERT INTO {db.table} (geom, tile_id, row, col, status, {q(PARENT_COLUMN)}, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(b, c.tile_id, current[1], current[2], NOT_STARTED, tile_id, stamp) for b, c in zip(blobs, children)],
-            )
-        except Exception as exc:  # the unique tile_id index: children of this tile exist already
-            raise SplitError(f"Tile {tile_id} cannot be split: {exc}") from exc
-        sets = ", ".join(f"{q(c)} = ?" for c in (*values, "updated"))
+        fids = _insert_children(conn, db, children, tile_id, (current[1], current[2]), stamp)
+        sets = ", ".join(f"{_q(c)} = ?" for c in (*values, "updated"))
         params = [_to_sql(c, v) for c, v in values.items()]
         conn.execute(f"UPDATE {db.table} SET {sets} WHERE fid = ?", (*params, stamp, int(fid)))
         conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, db.table))
-        ids = [c.tile_id for c in children]
-        fids = conn.execute(
-            f"SELECT fid, tile_id FROM {db.table} WHERE tile_id IN ({','.join('?' * len(ids))}) ORDER BY fid", ids
-        ).fetchall()
         if before_commit is not None:
             before_commit()
-    return SplitResult(int(fid), tile_id, level, tuple((int(f), str(t)) for f, t in fids))
+    return SplitResult(int(fid), tile_id, level, tuple(fids))
 
 
 def split_children(db: JobDB, parent_tile_id: str) -> list[dict[str, Any]]:

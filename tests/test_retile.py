@@ -101,7 +101,8 @@ def test_a_clipped_tile_splits_into_the_quarters_that_hold_some_of_it(tmp_path):
         geoms = db.geometries([f for f, _ in result.children])
         parent = db.geometry(1)
     assert ids == ["t0.0", "t0.1", "t0.2"]
-    assert shapely.union_all(list(geoms.values())).normalize().equals_exact(parent.normalize(), 1e-6)
+    assert shapely.union_all(list(geoms.values())).equals(parent)  # the same area (more vertices)
+    assert sum(g.area for g in geoms.values()) == pytest.approx(parent.area)
     assert plan_children("empty", shapely.box(0, 0, 1, 1))[3].geometry.bounds == (0.5, 0.5, 1.0, 1.0)
 
 
@@ -170,8 +171,8 @@ def test_the_openeo_export_of_a_split_run_reads_back(db, tmp_path, suffix):
         frame = theirs.read()
         assert list(frame["tile_id"])[-4:] == ["x0_y0.0", "x0_y0.1", "x0_y0.2", "x0_y0.3"]
         assert list(frame[PARENT_COLUMN].fillna(""))[-4:] == ["x0_y0"] * 4
-        parent = frame.geometry.iloc[0]  # lon/lat: the quarters cover the parent up to reprojection
-        assert shapely.union_all(list(frame.geometry)[-4:]).symmetric_difference(parent).area < 1e-6 * parent.area
+        parent = frame.geometry.iloc[0]  # lon/lat: edge midpoints reprojected lie off the straight edge (0.01 %)
+        assert shapely.union_all(list(frame.geometry)[-4:]).symmetric_difference(parent).area < 1e-3 * parent.area
         back = import_openeo_db(exported, tmp_path / f"back{Path(suffix).stem}.gpkg")
     with back:
         keep = ["tile_id", "status", "id", PARENT_COLUMN]
