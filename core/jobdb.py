@@ -792,4 +792,8 @@ def _write_tiles(conn: sqlite3.Connection, grid: Grid) -> None:
     conn.execute(
         f"CREATE INDEX idx_{TILES_TABLE}_result_status ON {TILES_TABLE} (result_status) WHERE result_status IS NOT NULL"
     )
+    conn.execute(  # the same index core.retile makes in files from before it
+        f"CREATE INDEX idx_{TILES_TABLE}_{PARENT_COLUMN} ON {TILES_TABLE} ({PARENT_COLUMN}) "
+        f"WHERE {PARENT_COLUMN} IS NOT NULL"
+    )
     _create_status_counts(conn)

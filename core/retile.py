@@ -201,6 +201,10 @@ def split_tile(
     values["status"] = statuses.SPLIT
     stamp = now_utc()
     with db.transaction() as conn:
+        conn.execute(  # children are few: an index of only them keeps counting and finding them cheap
+            f"CREATE INDEX IF NOT EXISTS idx_{db.table}_{PARENT_COLUMN} ON {db.table} ({_q(PARENT_COLUMN)}) "
+            f"WHERE {_q(PARENT_COLUMN)} IS NOT NULL"
+        )
         current = conn.execute(f"SELECT status, {_q('row')}, {_q('col')} FROM {db.table} WHERE fid = ?", (int(fid),))
         current = current.fetchone()
         if current is None or current[0] == statuses.SPLIT:

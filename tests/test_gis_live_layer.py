@@ -105,6 +105,7 @@ def test_split_tiles_appear_in_the_live_layer(run_file, gdal_errors, old_file):
 
     if old_file:
         con = sqlite3.connect(run_file)
+        con.execute(f"DROP INDEX idx_tiles_{PARENT_COLUMN}")
         con.execute(f"ALTER TABLE tiles DROP COLUMN {PARENT_COLUMN}")
         con.commit()
         con.close()

@@ -186,6 +186,7 @@ def test_parent_column_is_added_to_a_run_file_made_before_re_tiling(tmp_path):
     import sqlite3
 
     con = sqlite3.connect(path)
+    con.execute(f"DROP INDEX idx_tiles_{PARENT_COLUMN}")
     con.execute(f"ALTER TABLE tiles DROP COLUMN {PARENT_COLUMN}")
     con.commit()
     con.close()
