@@ -106,6 +106,18 @@ def test_a_clipped_tile_splits_into_the_quarters_that_hold_some_of_it(tmp_path):
     assert plan_children("empty", shapely.box(0, 0, 1, 1))[3].geometry.bounds == (0.5, 0.5, 1.0, 1.0)
 
 
+def test_a_quarter_cut_in_two_is_one_child_of_two_parts(tmp_path):
+    comb = shapely.box(0, 0, 1000, 1000).difference(shapely.box(200, 0, 300, 600))  # a notch through the SW quarter
+    grid = grid_from_polygons([comb, shapely.box(1000, 0, 2000, 1000)], crs="EPSG:32631", tile_ids=["c", "b"])
+    with JobDB.create(tmp_path / "comb.gpkg", grid) as db:
+        result = split_tile(db, 1)
+        geoms = db.geometries([f for f, _ in result.children])
+        parent = db.geometry(1)
+    assert [t for _, t in result.children] == ["c.0", "c.1", "c.2", "c.3"]
+    assert [geoms[f].geom_type for f, _ in result.children] == ["MultiPolygon", "Polygon", "Polygon", "Polygon"]
+    assert shapely.union_all(list(geoms.values())).equals(parent)
+
+
 def test_size_error_rules_match_codes_and_log_texts():
     rules = SizeErrorRules()
     local_backend_log = {
