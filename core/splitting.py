@@ -57,6 +57,7 @@ class Splitter:
             self._emit_log(logging.WARNING, f"Tile {tile}: too big ({reason}) but cannot be split: {exc}", **where)
             return f"{message} [too big ({reason}); cannot be split: {exc}]"
         self._hook("after_split", fid)
+        self._start_sent_at.pop(fid, None)
         values["last_error"] = note
         self._move(rnd, row, statuses.SPLIT, **values)
         for child_fid, child_tile in result.children:
