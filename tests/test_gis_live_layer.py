@@ -101,7 +101,7 @@ def test_split_tiles_appear_in_the_live_layer(run_file, gdal_errors, old_file):
     from openeo_tile_jobs.core.jobdb import PARENT_COLUMN
     from openeo_tile_jobs.core.retile import split_tile
     from openeo_tile_jobs.gis.tile_layer import TileLayerUpdater
-    from openeo_tile_jobs.tests.test_gis_support import over_white, pixel_at, render
+    from openeo_tile_jobs.tests.test_gis_support import close_to, over_white, pixel_at, render
 
     if old_file:
         con = sqlite3.connect(run_file)
@@ -139,4 +139,9 @@ def test_split_tiles_appear_in_the_live_layer(run_file, gdal_errors, old_file):
     grey = over_white(statuses.CSS_HEX["lightgrey"], statuses.FILL_OPACITY)
     assert pixel_at(image, extent, 591250, 5661250)[:3] == navy  # the running south-west quarter
     assert pixel_at(image, extent, 593750, 5663750)[:3] == grey  # a quarter not started: filled once, not twice
+    # the split parent: a dashed plum outline drawn over its children's fills and outlines
+    plum = tuple(int(statuses.CSS_HEX["plum"][i : i + 2], 16) for i in (1, 3, 5))
+    edge = [pixel_at(image, extent, x, 5665000 - 25)[:3] for x in range(590100, 595000, 50)]
+    assert sum(close_to(p, plum, 40) for p in edge) > len(edge) / 2  # dashes, not a line
+    assert not any(close_to(pixel_at(image, extent, x, 5670000 - 25)[:3], plum, 40) for x in range(590100, 600000, 50))
     assert gdal_errors == []
