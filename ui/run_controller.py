@@ -333,6 +333,10 @@ class RunController(QObject):
                 finished=counts.get(statuses.FINISHED, 0),
                 failed=sum(counts.get(s, 0) for s in statuses.FAILED_STATUSES),
             )
+            if counts.get(statuses.SPLIT):  # neither finished nor failed: their quarters ran instead
+                message += " " + tr("{count} tile(s) too big for the backend were split into quarters.").format(
+                    count=counts[statuses.SPLIT]
+                )
             if not_downloaded:  # finished on the backend, but the run is not complete
                 message += " " + tr("{count} result(s) could not be downloaded: Start tries again.").format(
                     count=not_downloaded
