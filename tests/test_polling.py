@@ -147,6 +147,11 @@ def test_the_engine_asks_only_when_something_may_have_changed(tmp_path, local_ba
     assert any(p.next_check_in.get("local1") for p in rec.progress)
     learned = db.run_record()["polling"]["local1"]
     assert len(learned["total_times"]) == 2 and all(7 <= t < 60 for t in learned["total_times"]), learned
+    # what the listing cost there is kept too: a resumed run compares the two ways of tracking at once
+    measured = learned["request_costs"]
+    assert measured["listing_seconds"] > 0 and measured["listing_bytes"] > 100, measured
+    resumed = make_scheduler(db, [b.url], b.demo_process_url, tmp_path / "out", parallel_jobs=2, poll_min=None)
+    assert resumed.request_costs("local1").to_dict() == measured
 
 
 def test_retry_after_is_honoured(tmp_path, local_backend_factory):
@@ -160,7 +165,7 @@ def test_retry_after_is_honoured(tmp_path, local_backend_factory):
 
 
 def test_the_cheaper_way_to_track_is_chosen_from_measured_bytes_and_latency():
-    from openeo_tile_jobs.core.tracking import MODE_JOBS, MODE_LISTING, RequestCosts
+    from openeo_tile_jobs.core.request_costs import MODE_JOBS, MODE_LISTING, RequestCosts
 
     costs = RequestCosts()
     assert costs.choose(2) == MODE_LISTING  # nothing measured yet
