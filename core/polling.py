@@ -236,7 +236,8 @@ class PollingPolicy:
         lo, hi = track.running_since - track.running_since_error, track.running_since + track.running_since_error
         queue = quantile(self.queue_times, 0.5)
         if queue is not None and len(self.queue_times) >= MIN_QUEUE_SAMPLES:
-            spread = max(0.5 * self.min_interval, max(abs(v - queue) for v in self.queue_times))
+            # the whole range seen, not half of it: a few samples understate how far queue times vary
+            spread = max(self.min_interval, max(self.queue_times) - min(self.queue_times))
             q_lo, q_hi = job.started_at + queue - spread, job.started_at + queue + spread
             if max(lo, q_lo) <= min(hi, q_hi):  # both hold: the job began running in the overlap
                 lo, hi = max(lo, q_lo), min(hi, q_hi)

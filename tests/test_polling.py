@@ -73,14 +73,17 @@ def test_learned_queue_times_let_one_progress_reading_predict_the_end():
         policy.observe(T0 + queued - 0.5, JobView(job_id, T0, running=False))
         policy.observe(T0 + queued + 0.5, JobView(job_id, T0, running=True, progress=1.0))
     assert sorted(policy.queue_times) == [1.5, 2.5]
-    # a job first seen 20 s after its start, at 45 %: it began running about 2 s after its start
+    # a job first seen 30 s after its start, at 45 %: it began running 1-3 s after its start (2 +- 1 s)
     job = JobView("c", T0 + 100, running=True, progress=45.0)
-    policy.observe(T0 + 120, job)
+    policy.observe(T0 + 130, job)
     end = policy.predicted_end(job)
-    assert end == pytest.approx(T0 + 102 + 18 * 100 / 45, abs=0.01)
+    assert end == pytest.approx(T0 + 102 + 28 * 100 / 45, abs=0.01)
+    early = JobView("d", T0 + 200, running=True, progress=10.0)  # 8 s of running: +-1 s is too unsure
+    policy.observe(T0 + 210, early)
+    assert policy.predicted_end(early) is None
     unaware = PollingPolicy(min_interval=1.0)
-    unaware.observe(T0 + 120, job)
-    assert unaware.predicted_end(job) is None  # without queue times: anywhere in 0-20 s, too unsure
+    unaware.observe(T0 + 130, job)
+    assert unaware.predicted_end(job) is None  # without queue times: anywhere in 0-30 s, too unsure
 
 
 def test_a_job_nearly_done_by_one_reading_is_asked_about_by_the_latest_it_can_end():
