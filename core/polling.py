@@ -41,6 +41,10 @@ REMOTE_MIN_INTERVAL = 5.0
 DEFAULT_MAX_INTERVAL = 120.0
 #: A job whose end cannot be guessed is asked about after this fraction of its age.
 UNKNOWN_FRACTION = 0.25
+#: ... but not more often than this many minimum intervals (the first seconds of a job rarely end it).
+UNKNOWN_MIN_INTERVALS = 2.0
+#: Predicted ends less than this many minimum intervals apart are awaited by one check.
+GROUP_INTERVALS = 2.0
 #: A job past the end its progress predicted is asked about after this fraction of its age.
 OVERDUE_FRACTION = 0.02
 #: One progress reading predicts the end only when the start of running is known to this fraction of the run.
@@ -300,14 +304,18 @@ class PollingPolicy:
             else:
                 waits.append(OVERDUE_FRACTION * (now - job.started_at))
         if ends:
-            # Ends less than a minimum interval apart are caught by one check after the last of them: a
-            # check at the first would find the others still running and could not ask again that soon.
+            # Ends close together are caught by one check after the last of them: a check at the first
+            # would find the others still running and could not ask again for a minimum interval.
             first = min(ends)
-            waits.append(max(end for end in ends if end <= first + self.min_interval) + margin - now)
+            window = GROUP_INTERVALS * self.min_interval
+            waits.append(max(end for end in ends if end <= first + window) + margin - now)
         if unpredicted:
             wait = self._wait_without_progress(now, unpredicted)
             if wait is None:  # nothing learned yet: intervals growing with the oldest job's age
-                wait = UNKNOWN_FRACTION * max(now - job.started_at for job in unpredicted)
+                wait = max(
+                    UNKNOWN_MIN_INTERVALS * self.min_interval,
+                    UNKNOWN_FRACTION * max(now - job.started_at for job in unpredicted),
+                )
             else:  # many jobs at once: not more often than a slot can afford to idle
                 wait = max(wait, MIN_WAIT_FRACTION * (quantile(self._durations(), 0.5) or 0.0))
             waits.append(wait)

@@ -27,8 +27,8 @@ def test_a_backend_without_jobs_is_not_asked_and_checks_stay_within_bounds():
     policy.plan(T0, [])
     assert policy.next_at is None and not policy.due(T0 + 1e6)
     job = JobView("j1", started_at=T0, running=False)
-    policy.plan(T0 + 0.1, [job])  # a job just started, nothing learned: not before the minimum
-    assert policy.next_at == pytest.approx(T0 + 0.1 + 5.0, abs=1e-3)
+    policy.plan(T0 + 0.1, [job])  # a job just started, nothing learned: two minimum intervals, not sooner
+    assert policy.next_at == pytest.approx(T0 + 0.1 + 2 * 5.0, abs=1e-3)
     policy.plan(T0 + 10_000, [job])  # a very old job: not after the maximum
     assert policy.next_at == pytest.approx(T0 + 10_000 + 120.0, abs=1e-3)
 
@@ -42,7 +42,7 @@ def test_without_anything_learned_intervals_grow_with_the_jobs_age():
         policy.plan(now, [job])
         waits.append(policy.next_at - now)
         now = policy.next_at
-    assert waits == sorted(waits) and waits[0] == 1.0 and waits[-1] > 20.0
+    assert waits == sorted(waits) and waits[0] == 2.0 and waits[-1] > 20.0
 
 
 def test_with_progress_the_next_check_is_at_the_predicted_end():
