@@ -136,6 +136,8 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Starter, DownloadBook, Inbox):
         self._active_per_backend: dict[str, int] = {}
         self._step_lock = threading.Lock()
         self._executor: Optional[ThreadPoolExecutor] = None
+        #: When set, only these tiles (fids) start: a pilot runs the typical tile alone.
+        self.only_fids: Optional[set[int]] = None
         self._deferred_lock = threading.Lock()
         self._deferred_states: list[tuple[str, str, str]] = []
         self._cancel_requested: set[int] = set()
