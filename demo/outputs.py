@@ -135,13 +135,18 @@ def estimate_summary(
 
 def estimate_line(entry: dict[str, Any]) -> str:
     """``before start 15.20 credits, 0:24 (...); final 15.20 credits, 27.7 s`` for the printed summary."""
-    from ..core.estimate import RunEstimate, describe
+    from ..core.estimate import RunEstimate, describe_source
+
+    def figures(credits: Optional[float], seconds: Optional[float]) -> str:
+        money = "– credits" if credits is None else f"{credits:,.2f} credits"
+        return money + ("" if seconds is None else f", {seconds:.1f} s")
 
     final = entry["final"]
-    credits = "–" if final["credits"] is None else f"{final['credits']:,.2f} credits"
-    after = f"final {credits}, {final['seconds']:.1f} s"
+    after = f"final {figures(final['credits'], final['seconds'])}"
     before = RunEstimate.from_dict(entry["before_start"] or {})
     if before is None:
         return f"none before start ({entry.get('no_estimate_because') or 'not asked'}); {after}"
-    seconds = f", {before.seconds.value:.1f} s" if before.seconds is not None else ""
-    return f"before start {describe(before)}{seconds}; {after}"
+    shown = figures(
+        before.credits.value if before.credits else None, before.seconds.value if before.seconds else None
+    )
+    return f"before start {shown} ({describe_source(before)}, {before.parallel} at a time); {after}"

@@ -13,13 +13,14 @@ from openeo_tile_jobs.core.estimate import SOURCE_BACKEND, SOURCE_PILOT
 from openeo_tile_jobs.core.estimate_job import ESTIMATE_ENDPOINT, pilot_estimate, request_estimate, tile_areas
 
 
-def test_estimate_job_is_the_tiles_job_and_matches_what_the_run_is_billed(local_backend, tmp_path):
+def test_estimate_job_is_the_tiles_job_and_matches_what_the_run_is_billed(local_backend_factory, tmp_path):
+    local_backend = local_backend_factory(run_time=1.0)
     db = make_db(tmp_path / "run.gpkg", cols=3, rows=2)  # 6 tiles of 5 km
     sched = make_scheduler(db, [local_backend.url], local_backend.demo_process_url, tmp_path / "out", parallel_jobs=2)
     outcome = request_estimate(sched)
     est = outcome.estimate
     assert est is not None and est.source == SOURCE_BACKEND and (est.tiles, est.parallel) == (6, 2)
-    assert est.credits.value > 0 and est.seconds.value > 0
+    assert est.credits.value > 0 and est.seconds.value == pytest.approx(6 * 1.0 / 2, abs=0.3)  # 1 s jobs, 2 at once
     row = db.get(outcome.fid, columns=["tile_id", "status", "id", "client_token"])
     assert row["status"] == statuses.CREATED and row["id"] == est.job_id and row["client_token"]
     assert [(j["id"], j["status"]) for j in listing(local_backend.url)] == [(est.job_id, "created")]

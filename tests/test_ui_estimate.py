@@ -53,7 +53,7 @@ def test_estimate_before_start_then_its_job_runs_for_its_tile(dock, qtbot, tmp_p
     click(qtbot, run.start_button)
     qtbot.waitUntil(lambda: estimates.refined is not None, timeout=60_000)
     assert controller.running  # refined during the run, from the first finished tiles
-    assert re.search(r"Now: [\d.]+ credits.*left \(from \d finished tiles?\)", view.label.text())
+    assert re.search(r"Now: [\d.,]+ (\([^)]*\) )?credits, .* left \(from \d finished tiles?\)", view.label.text())
     assert "Before Start: " in view.label.text()
     qtbot.waitUntil(lambda: controller.last_outcome is not None, timeout=60_000)
     assert controller.last_outcome == "done"

@@ -132,7 +132,8 @@ class EstimateController(QObject):
     # the run shown ---------------------------------------------------------------------------
     def opened(self, db: JobDB) -> None:
         """A run is shown: its recorded estimate, if any."""
-        self.before = RunEstimate.from_dict(db.run_record().get(ESTIMATE_KEY) or {})
+        record = db.run_record().get(ESTIMATE_KEY) or {}
+        self.before = None if record.get("stale") else RunEstimate.from_dict(record)
         self.refined, self._areas, self._pilot = None, None, None
         self._refined_at = -1e18
         self._show()
@@ -151,9 +152,6 @@ class EstimateController(QObject):
             text = now + "\n" + (tr("Before Start: ") + text if self.before is not None else text)
         self.view.set_text(text)
 
-    def set_running(self, running: bool) -> None:
-        self.view.set_enabled(not running and not self.busy)
-
     # before Start -----------------------------------------------------------------------------
     def request(self) -> bool:
         """Ask the backend for the estimate (in a task); False when a step is not ready."""
@@ -162,6 +160,10 @@ class EstimateController(QObject):
         run = self.runs.validate()
         if run is None:
             return False
+        self.before_start(run["spec"])  # an estimate for other parameters: its tile starts afresh
+        if self._still_waiting():  # asked already: no second job
+            self._show()
+            return True
         self._busy(True, tr("Asking the backend for an estimate…"))
         return self.runs.prepare(run, self._request, lambda error: self._failed(RuntimeError(error)))
 
@@ -275,6 +277,15 @@ class EstimateController(QObject):
             self.runs.refresh_tile(fid)
             log.info("Job %s was made for other parameters; tile %s starts a new one.", row["id"], fid)
         db.update_run_record({ESTIMATE_KEY: {**record, "spec": None, "stale": True}})
+        self.before = None
+        self._show(tr("The estimate was made for other parameters."))
+
+    def _still_waiting(self) -> bool:
+        """The backend estimate shown is for these parameters and its job still waits for the Start."""
+        if self.before is None or self.before.source != SOURCE_BACKEND or self.runs.db is None:
+            return False
+        row = self.runs.db.get_by_tile_id(self.before.basis, columns=["status", "id"]) or {}
+        return row.get("status") == statuses.CREATED and row.get("id") == self.before.job_id
 
     # during the run -----------------------------------------------------------------------
     def on_progress(self, progress: Progress) -> None:
