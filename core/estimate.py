@@ -115,10 +115,10 @@ def parse_backend_estimate(body: Mapping[str, Any]) -> TileFigures:
     """The figures of ``GET /jobs/{id}/estimate`` (``costs`` and ``duration`` are both optional)."""
     costs = body.get("costs")
     try:
-        credits = float(costs) if costs is not None else None
+        cost = float(costs) if costs is not None else None
     except (TypeError, ValueError):
-        credits = None
-    return TileFigures(credits=credits, seconds=parse_iso_duration(body.get("duration")))
+        cost = None
+    return TileFigures(credits=cost, seconds=parse_iso_duration(body.get("duration")))
 
 
 def parse_seconds(usage: Any) -> Optional[float]:
@@ -155,12 +155,12 @@ def extrapolate(
         raise ValueError("The typical tile has no area.")
     parallel = max(1, int(parallel))
     scale = [a / tile_area for a in areas]
-    credits = Span.point(tile.credits * sum(scale)) if tile.credits is not None else None
+    cost = Span.point(tile.credits * sum(scale)) if tile.credits is not None else None
     seconds = None
     if tile.seconds is not None and scale:
         durations = [tile.seconds * s for s in scale]
         seconds = Span.point(max(sum(durations) / parallel, max(durations)))
-    return RunEstimate(source, credits, seconds, len(areas), parallel, basis, job_id)
+    return RunEstimate(source, cost, seconds, len(areas), parallel, basis, job_id)
 
 
 def _range(rates: Sequence[float]) -> tuple[float, float, float]:
@@ -195,12 +195,12 @@ def refine(
     """
     left_area = float(sum(remaining_areas))
     rates = [t.credits / t.area for t in finished if t.credits is not None and t.area > 0]
-    credits = None
+    cost = None
     if rates:
         mean, low, high = _range(rates)
-        credits = Span(billed + mean * left_area, billed + low * left_area, billed + high * left_area)
+        cost = Span(billed + mean * left_area, billed + low * left_area, billed + high * left_area)
     elif not remaining_areas:
-        credits = Span.point(billed)
+        cost = Span.point(billed)
     seconds = None
     if not remaining_areas:
         seconds = Span.point(0.0)
@@ -212,7 +212,7 @@ def refine(
         else:
             seconds = Span.point(time_left)
     basis = f"{len(finished)} finished tile{'s' if len(finished) != 1 else ''}"
-    return RunEstimate(SOURCE_FINISHED, credits, seconds, len(finished) + len(remaining_areas), parallel, basis)
+    return RunEstimate(SOURCE_FINISHED, cost, seconds, len(finished) + len(remaining_areas), parallel, basis)
 
 
 def format_seconds(seconds: Optional[float]) -> str:

@@ -47,7 +47,7 @@ ESTIMATE_ENDPOINT = "/jobs/{job_id}/estimate"
 class Feedback(Protocol):
     """Where progress lines go (``QgsProcessingFeedback`` has this method)."""
 
-    def pushInfo(self, info: str) -> None: ...  # noqa: N802 (QGIS's name)
+    def pushInfo(self, info: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,8 @@ def estimate_line(entry: dict[str, Any]) -> str:
     """``before start 15.20 credits, 0:24 (...); final 15.20 credits, 27.7 s`` for the printed summary."""
     from ..core.estimate import RunEstimate, describe_source
 
-    def figures(credits: Optional[float], seconds: Optional[float]) -> str:
-        money = "– credits" if credits is None else f"{credits:,.2f} credits"
+    def figures(cost: Optional[float], seconds: Optional[float]) -> str:
+        money = "– credits" if cost is None else f"{cost:,.2f} credits"
         return money + ("" if seconds is None else f", {seconds:.1f} s")
 
     final = entry["final"]
@@ -146,7 +146,5 @@ def estimate_line(entry: dict[str, Any]) -> str:
     before = RunEstimate.from_dict(entry["before_start"] or {})
     if before is None:
         return f"none before start ({entry.get('no_estimate_because') or 'not asked'}); {after}"
-    shown = figures(
-        before.credits.value if before.credits else None, before.seconds.value if before.seconds else None
-    )
+    shown = figures(before.credits.value if before.credits else None, before.seconds.value if before.seconds else None)
     return f"before start {shown} ({describe_source(before)}, {before.parallel} at a time); {after}"

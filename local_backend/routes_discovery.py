@@ -34,7 +34,8 @@ def capabilities():
             "methods": sorted(m for m in rule.methods if m not in ("HEAD", "OPTIONS")),
         }
         for rule in current_app.url_map.iter_rules()
-        if not rule.rule.startswith(UNLISTED) and rule.rule not in ("/", "/.well-known/openeo")
+        if not rule.rule.startswith(UNLISTED)
+        and rule.rule not in ("/", "/.well-known/openeo")
         and (cfg.offer_estimate or rule.rule != ESTIMATE_RULE)
     ]
     base = root()

@@ -78,6 +78,6 @@ class RunEstimates:
         if estimate is None:
             text = tr("no estimate before the start: {reason}").format(reason=self.reason)
             return {"ESTIMATED_CREDITS": None, "ESTIMATED_SECONDS": None, "ESTIMATE": text}
-        credits = estimate.credits.value if estimate.credits is not None else None
+        cost = estimate.credits.value if estimate.credits is not None else None
         seconds = estimate.seconds.value if estimate.seconds is not None else None
-        return {"ESTIMATED_CREDITS": credits, "ESTIMATED_SECONDS": seconds, "ESTIMATE": describe(estimate)}
+        return {"ESTIMATED_CREDITS": cost, "ESTIMATED_SECONDS": seconds, "ESTIMATE": describe(estimate)}

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import test_processing_algorithms as algorithms
 from engine_crash_worker import listing
-from test_processing_algorithms import pytestmark, qgis_process  # noqa: F401 (the skip mark, the fixture)
 
 from openeo_tile_jobs.core.jobdb import JobDB
 
 EXTENT = "590000,600000,5660000,5670000 [EPSG:32631]"  # 2 x 2 tiles of 5 km
 TEMPORAL = json.dumps({"temporal_extent": ["2024-06-01", "2024-07-01"]})
+pytestmark = algorithms.pytestmark  # needs qgis_process.bin
+qgis_process = algorithms.qgis_process  # the fixture: run(algorithm, **parameters)
 
 
 def run_jobs(qgis_process, tmp_path, backend):

@@ -42,7 +42,7 @@ def test_estimate_before_start_then_its_job_runs_for_its_tile(dock, qtbot, tmp_p
     click(qtbot, view.estimate_button)
     qtbot.waitUntil(lambda: estimates.before is not None, timeout=30_000)
     est = estimates.before
-    text = view.label.text()
+    text = view.label.plain_text()
     assert est.source == SOURCE_BACKEND and est.credits.value > 0 and est.seconds.value > 0
     assert f"{est.credits.value:,.2f} credits" in text and "with 2 job(s) at a time" in text
     assert f"the backend's estimate for tile {est.basis} (its job {est.job_id} starts with the run)" in text
@@ -53,8 +53,8 @@ def test_estimate_before_start_then_its_job_runs_for_its_tile(dock, qtbot, tmp_p
     click(qtbot, run.start_button)
     qtbot.waitUntil(lambda: estimates.refined is not None, timeout=60_000)
     assert controller.running  # refined during the run, from the first finished tiles
-    assert re.search(r"Now: [\d.,]+ (\([^)]*\) )?credits, .* left \(from \d finished tiles?\)", view.label.text())
-    assert "Before Start: " in view.label.text()
+    assert re.search(r"Now: [\d.,]+ (\([^)]*\) )?credits, .* left \(from \d finished tiles?\)", view.label.plain_text())
+    assert "Before Start: " in view.label.plain_text()
     qtbot.waitUntil(lambda: controller.last_outcome is not None, timeout=60_000)
     assert controller.last_outcome == "done"
     jobs = listing(backend.url)
@@ -69,14 +69,14 @@ def test_without_an_estimate_endpoint_the_pilot_tile_runs_first(dock, qtbot, tmp
     controller, run = dock.run_controller, dock.run_page
     view, estimates = run.estimate, controller.estimates
     click(qtbot, view.estimate_button)
-    qtbot.waitUntil(lambda: "offers no estimate" in view.label.text(), timeout=30_000)
-    assert "Start with one tile runs tile" in view.label.text() and listing(backend.url) == []
+    qtbot.waitUntil(lambda: "offers no estimate" in view.label.plain_text(), timeout=30_000)
+    assert "Start with one tile runs tile" in view.label.plain_text() and listing(backend.url) == []
 
     click(qtbot, view.pilot_button)
     qtbot.waitUntil(lambda: estimates.before is not None, timeout=60_000)
     est = estimates.before
     assert est.source == SOURCE_PILOT and est.tiles == 4 and est.seconds.value > 0
-    assert f"Source: tile {est.basis} run alone first (job {est.job_id})" in view.label.text()
+    assert f"Source: tile {est.basis} run alone first (job {est.job_id})" in view.label.plain_text()
     counts = controller.db.count_by_status()
     assert counts == {statuses.FINISHED: 1, statuses.NOT_STARTED: 3}
     assert [j["id"] for j in listing(backend.url)] == [est.job_id]

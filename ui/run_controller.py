@@ -41,8 +41,8 @@ from .grid_page import GridPage
 from .i18n import translator
 from .process_page import ProcessPage
 from .proxies import qgis_proxies
-from .run_figures import ACTIVE_TIME_KEY
 from .run_estimate import EstimateController
+from .run_figures import ACTIVE_TIME_KEY
 from .run_page import RunPage
 from .steps import BACKENDS, GRID, PROCESS
 from .tasks import run_in_background

@@ -337,4 +337,3 @@ class EstimateController(QObject):
         self._busy(False)
         self._pilot = None
         self._show(tr("No estimate: {error}").format(error=error))
-
