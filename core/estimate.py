@@ -7,8 +7,10 @@ backend, the panel, Processing and the demo call these.
   tile of median area). Its figures (the backend's ``GET /jobs/{id}/estimate``, or what a
   *pilot* run of that tile alone was billed and took) are scaled to every tile by its area:
   credits ``c_i = c0 * a_i / a0``, job time ``d_i = d0 * a_i / a0``; the run's wall time with
-  ``P`` jobs at a time is ``max(sum(d_i) / P, max(d_i))`` (:func:`extrapolate`). One tile has no
-  spread: the range of such an estimate is its value.
+  ``P`` jobs at a time is the end of the last job when each job, in the tiles' order, starts as
+  soon as one of the ``P`` slots is free (:func:`makespan`; ``sum(d_i) / P`` for many equal
+  tiles, never less than the longest job). One tile has no spread: the range of such an
+  estimate is its value (:func:`extrapolate`).
 - **While it runs** (:func:`refine`) the finished tiles give the credits per square metre; the
   credits still to come are that rate times the area not finished yet, plus what was billed so
   far; the range uses the lowest and highest rate of the finished tiles (the 10th and 90th
@@ -19,6 +21,7 @@ backend, the panel, Processing and the demo call these.
 
 from __future__ import annotations
 
+import heapq
 import re
 import statistics
 from collections.abc import Mapping, Sequence
@@ -158,9 +161,16 @@ def extrapolate(
     cost = Span.point(tile.credits * sum(scale)) if tile.credits is not None else None
     seconds = None
     if tile.seconds is not None and scale:
-        durations = [tile.seconds * s for s in scale]
-        seconds = Span.point(max(sum(durations) / parallel, max(durations)))
+        seconds = Span.point(makespan([tile.seconds * s for s in scale], parallel))
     return RunEstimate(source, cost, seconds, len(areas), parallel, basis, job_id)
+
+
+def makespan(durations: Sequence[float], parallel: int) -> float:
+    """When the last of these jobs ends if each starts, in order, as soon as one of ``parallel`` slots is free."""
+    slots = [0.0] * max(1, min(int(parallel), len(durations)))
+    for seconds in durations:
+        heapq.heapreplace(slots, slots[0] + seconds)
+    return max(slots) if durations else 0.0
 
 
 def _range(rates: Sequence[float]) -> tuple[float, float, float]:

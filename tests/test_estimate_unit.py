@@ -14,6 +14,7 @@ from openeo_tile_jobs.core.estimate import (
     describe,
     extrapolate,
     format_span,
+    makespan,
     parse_backend_estimate,
     parse_iso_duration,
     parse_seconds,
@@ -69,6 +70,13 @@ def test_extrapolation_scales_by_area_and_divides_time_by_parallel_jobs():
 def test_time_is_never_shorter_than_the_longest_job():
     est = extrapolate(TileFigures(1.0, 60.0), 10.0, [10.0, 1.0], parallel=8, source=SOURCE_BACKEND)
     assert est.seconds.value == 60.0
+
+
+def test_run_time_counts_whole_waves_of_jobs():
+    assert makespan([10.0] * 5, 2) == 30.0  # three waves, not 2.5
+    assert makespan([10.0] * 16, 2) == 80.0
+    assert makespan([4.0, 1.0, 1.0, 1.0, 1.0], 2) == 4.0  # the short ones run beside the long one
+    assert makespan([], 3) == 0.0
 
 
 def test_extrapolation_keeps_a_missing_figure_missing():
