@@ -241,8 +241,9 @@ def format_span(span: Optional[Span], unit: str = "") -> str:
         return "–"
     fmt = format_seconds if unit == "time" else (lambda v: f"{v:,.2f}")
     text = fmt(span.value) + ("" if unit in ("", "time") else f" {unit}")
-    if not span.is_point:
-        text += f" ({fmt(span.low)}–{fmt(span.high)})"
+    low, high = fmt(span.low), fmt(span.high)
+    if low != high:  # a range narrower than the figures' precision is not shown
+        text += f" ({low}–{high})"
     return text
 
 

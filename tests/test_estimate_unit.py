@@ -126,6 +126,7 @@ def test_estimate_round_trips_through_the_run_record():
 def test_texts_name_the_range_and_the_source():
     assert format_span(Span(12.0, 11.0, 14.25), "credits") == "12.00 credits (11.00–14.25)"
     assert format_span(Span(75.0, 60.0, 90.0), "time") == "1:15 (1:00–1:30)"
+    assert format_span(Span(45.0, 44.9, 45.2), "time") == "0:45"  # no range finer than the figure
     est = extrapolate(TileFigures(1.0, 3.0), 1.0, [1.0] * 16, 2, source=SOURCE_BACKEND, basis="x1_y2")
     assert describe(est) == (
         "16.00 credits, time 0:24 at 2 jobs at a time "
