@@ -57,6 +57,9 @@ def test_estimate_before_start_then_its_job_runs_for_its_tile(dock, qtbot, tmp_p
     assert "Before Start: " in view.label.plain_text()
     qtbot.waitUntil(lambda: controller.last_outcome is not None, timeout=60_000)
     assert controller.last_outcome == "done"
+    billed = controller.db.sum_costs()[0]
+    qtbot.waitUntil(lambda: view.label.plain_text().startswith("Final: "), timeout=10_000)
+    assert view.label.plain_text().startswith(f"Final: {billed:,.2f} credits in ")
     jobs = listing(backend.url)
     assert len(jobs) == 4 and {j["status"] for j in jobs} == {"finished"}  # one job per tile
     assert controller.db.get_by_tile_id(est.basis, columns=["id"])["id"] == est.job_id

@@ -31,6 +31,7 @@ from ..core.estimate import (
     SOURCE_BACKEND,
     SOURCE_PILOT,
     RunEstimate,
+    format_seconds,
     format_span,
     typical_tile,
 )
@@ -143,14 +144,19 @@ class EstimateController(QObject):
             text = note or tr("Estimate asks the backend what the run will cost and take, before Start.")
         else:
             text = describe_before(self.before) + (("\n" + note) if note else "")
-        if self.refined is not None:
-            now = tr("Now: {credits} credits, {left} left (from {basis}).").format(
-                credits=format_span(self.refined.credits),
-                left=format_span(self.refined.seconds, "time"),
-                basis=self.refined.basis,
+        refined = self.refined
+        if refined is None:
+            self.view.set_text(text)
+            return
+        if refined.seconds is not None and refined.seconds.high == 0:  # nothing left: what the run took
+            head = tr("Final: {credits} credits in {time}.").format(
+                credits=format_span(refined.credits), time=format_seconds(self.runs.page.clock.elapsed())
             )
-            text = now + "\n" + (tr("Before Start: ") + text if self.before is not None else text)
-        self.view.set_text(text)
+        else:
+            head = tr("Now: {credits} credits, {left} left (from {basis}).").format(
+                credits=format_span(refined.credits), left=format_span(refined.seconds, "time"), basis=refined.basis
+            )
+        self.view.set_text(head + ("\n" + tr("Before Start: ") + text if self.before is not None else ""))
 
     # before Start -----------------------------------------------------------------------------
     def request(self) -> bool:

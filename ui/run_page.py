@@ -162,7 +162,8 @@ class RunPage(QWidget):
         self.stop_button.setToolTip(tr("Stop watching and starting jobs; jobs already on the backends go on"))
         self.cancel_remote_button.setToolTip(tr("Cancel every job of this run that is still on a backend"))
         self.estimate = EstimateView()
-        form.addRow(tr("Estimate:"), self.estimate)
+        form.addRow(QLabel(tr("Estimate:")))
+        form.addRow(self.estimate)  # the whole width: its text is a few lines long
         form.addRow(button_row(self.start_button, self.stop_button, self.retry_button, self.cancel_remote_button))
         self.start_message = FieldMessage()
         form.addRow(self.start_message)
