@@ -3,7 +3,8 @@
 worker processes and with 2 threads, side by side, at the default 10 m pixels and at the 200 m
 the tests use; the estimate of a tile's job next to what it was billed; the cost of GET /jobs
 with thousands of jobs. Run from the repository root: ``.venv/bin/python benchmarks/bench_local_backend.py``.
-The speed-up depends on what else the machine runs: the load average is printed."""
+The speed-up depends on what else the machine runs: the three set-ups run interleaved, ROUNDS times,
+and each keeps its best time (other work on the machine only ever adds time); the load average is printed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from local_backend import LocalBackend
 
 SUMMER = ["2024-06-01", "2024-09-01"]
+ROUNDS = 2
+#: How often the client lists the jobs while waiting: a client polling faster takes CPU from the workers.
+POLL_SECONDS = 0.2
 TO_LONLAT = pyproj.Transformer.from_crs(32631, 4326, always_xy=True)
 
 
@@ -52,7 +56,7 @@ def run_jobs(backend: LocalBackend, tiles: list[int]) -> tuple[float, list[float
                 if job["status"] == "error":
                     raise RuntimeError(f"job {job['id']} failed: {con.job(job['id']).logs(level='error')}")
                 pending.discard(job["id"])
-        time.sleep(0.05)
+        time.sleep(POLL_SECONDS)
     wall = time.perf_counter() - start
     durations = [con.job(j.job_id).describe()["usage"]["duration"]["value"] for j in jobs]
     return wall, durations
@@ -71,13 +75,18 @@ def sixteen_jobs(pixel_size: float, compute: str, workers: int) -> tuple[float, 
 
 
 def bench_resolution(pixel_size: float) -> tuple[float, float, float]:
-    """16 jobs one after another (1 worker process) vs 2 worker processes vs 2 threads."""
-    serial, one = sixteen_jobs(pixel_size, "processes", 1)
-    processes, _ = sixteen_jobs(pixel_size, "processes", 2)
-    threads, _ = sixteen_jobs(pixel_size, "threads", 2)
+    """16 jobs one after another (1 worker process) vs 2 worker processes vs 2 threads, interleaved."""
+    setups = {"serial": ("processes", 1), "processes": ("processes", 2), "threads": ("threads", 2)}
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(ROUNDS):
+        for name, (compute, workers) in setups.items():
+            wall, median = sixteen_jobs(pixel_size, compute, workers)
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, median)
+    (serial, one), (processes, _), (threads, _) = best["serial"], best["processes"], best["threads"]
     print(
-        f"{pixel_size:5g} m pixels: 16 jobs one after another {serial:6.2f} s (median job {one:.3f} s) | "
-        f"2 worker processes {processes:6.2f} s ({serial / processes:.2f}x) | 2 threads {threads:6.2f} s "
+        f"{pixel_size:5g} m, best of {ROUNDS}: 16 jobs one after another {serial:6.2f} s (median job {one:.3f} s)"
+        f" | 2 worker processes {processes:6.2f} s ({serial / processes:.2f}x) | 2 threads {threads:6.2f} s "
         f"({serial / threads:.2f}x)"
     )
     return serial, processes, threads

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .events import Progress
+from .retile import DEFAULT_SIZE_ERROR_CODES, DEFAULT_SIZE_LOG_PATTERNS, SizeErrorRules
 
 
 @dataclass
@@ -45,14 +46,32 @@ class EngineConfig:
     #: Backoff of a backend after transient failures (given to every backend of the run).
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
+    #: Adaptive re-tiling (:mod:`core.retile`): how many times a tile whose job failed for its size
+    #: is split into 4 (0: never; 2: a tile and its children are split, its grandchildren are not).
+    split_levels: int = 2
+    #: Error-log codes that mean the job was too big (exact, case-insensitive).
+    split_error_codes: tuple[str, ...] = DEFAULT_SIZE_ERROR_CODES
+    #: Regular expressions (case-insensitive) that mean the job was too big when found in an error log.
+    split_log_patterns: tuple[str, ...] = DEFAULT_SIZE_LOG_PATTERNS
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if self.split_levels < 0:
+            raise ValueError("split_levels must be 0 or more")
+        self.split_error_codes = tuple(str(c) for c in self.split_error_codes)  # JSON gives lists back
+        self.split_log_patterns = tuple(str(p) for p in self.split_log_patterns)
+        SizeErrorRules(self.split_error_codes, self.split_log_patterns)  # a bad pattern: ValueError now
+
+    def size_error_rules(self) -> SizeErrorRules:
+        return SizeErrorRules(self.split_error_codes, self.split_log_patterns)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in self.__dict__.items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> EngineConfig:

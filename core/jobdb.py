@@ -23,6 +23,7 @@ Public API
     One transaction for the whole batch, touching only those rows; ``updated`` is set to now
     (UTC) on every row in the batch. Unknown columns raise ``KeyError`` (see ``add_column``).
 ``db.add_column(name, sql_type="TEXT")``  extra attribute column (e.g. usage stats).
+``db.transaction()``  one write transaction on the raw connection (e.g. :mod:`core.retile`'s inserts).
 ``db.geometry_4326(fid) -> dict`` (GeoJSON), ``db.geometries_4326(fids) -> dict[fid, dict]``,
 ``db.bbox(fid, crs="EPSG:4326") -> dict`` (``west``, ``south``, ``east``, ``north``, ``crs``),
 ``db.geometries_4326_shapely(fids)``, ``db.geometry(fid)`` / ``db.geometries(fids)`` (shapely,
@@ -92,6 +93,8 @@ RUN_TABLE = "run"
 #: Tile counts per status, kept by triggers (count_by_status is O(statuses), not O(tiles)).
 COUNTS_TABLE = "tiles_status_counts"
 
+#: The tile a child tile was split from (:mod:`core.retile`); NULL for the grid's own tiles.
+PARENT_COLUMN = "parent_tile_id"
 #: Columns of the tiles table besides ``fid`` and ``geom``: name -> SQL type.
 #: openeo MultiBackendJobManager's columns first, then ours.
 TILE_COLUMNS: dict[str, str] = {
@@ -117,6 +120,7 @@ TILE_COLUMNS: dict[str, str] = {
     "result_files": "TEXT",  # JSON list of downloaded file paths
     "result_status": "TEXT",  # download state, e.g. pending / downloading / done / failed
     "updated": "DATETIME",  # last change of this row, UTC 'YYYY-MM-DDTHH:MM:SS.sssZ'
+    PARENT_COLUMN: "TEXT",
 }
 #: Columns stored as JSON text and returned decoded.
 JSON_COLUMNS = frozenset({"result_files"})
@@ -374,6 +378,11 @@ class JobDB:
         if self._conn is None:
             raise JobDBError(f"{self.path} is closed.")
         return self._conn
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (IMMEDIATE, under the lock, rolled back on error) for writes that
+        :meth:`update_many` cannot express, e.g. inserting split tiles (:mod:`core.retile`)."""
+        return self._write()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -782,5 +791,9 @@ def _write_tiles(conn: sqlite3.Connection, grid: Grid) -> None:
     )
     conn.execute(
         f"CREATE INDEX idx_{TILES_TABLE}_result_status ON {TILES_TABLE} (result_status) WHERE result_status IS NOT NULL"
+    )
+    conn.execute(  # the same index core.retile makes in files from before it
+        f"CREATE INDEX idx_{TILES_TABLE}_{PARENT_COLUMN} ON {TILES_TABLE} ({PARENT_COLUMN}) "
+        f"WHERE {PARENT_COLUMN} IS NOT NULL"
     )
     _create_status_counts(conn)

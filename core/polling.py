@@ -252,15 +252,20 @@ class PollingPolicy:
             self.next_at = None
             return
         margin = 0.25 * self.min_interval
-        waits, unpredicted = [], []
+        waits, unpredicted, ends = [], [], []
         for job in jobs:
             end = self.predicted_end(job)
             if end is None:
                 unpredicted.append(job)
             elif end + margin > now:
-                waits.append(end + margin - now)
+                ends.append(end)
             else:
                 waits.append(OVERDUE_FRACTION * (now - job.started_at))
+        if ends:
+            # Ends less than a minimum interval apart are caught by one check after the last of them: a
+            # check at the first would find the others still running and could not ask again that soon.
+            first = min(ends)
+            waits.append(max(end for end in ends if end <= first + self.min_interval) + margin - now)
         if unpredicted:
             wait = self._wait_without_progress(now, unpredicted)
             if wait is None:  # nothing learned yet: intervals growing with the oldest job's age

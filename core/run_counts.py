@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 
 from . import statuses
 from .downloads import DOWNLOADING, FAILED, PENDING
-from .jobdb import JobDB
+from .jobdb import PARENT_COLUMN, JobDB
 
 
 @dataclass
 class RunCounts:
     counts: dict[str, int] = field(default_factory=dict)  # status -> tiles
     downloads: dict[str, int] = field(default_factory=dict)  # result_status -> tiles
+    #: Tiles made by splitting tiles whose job was too big (:mod:`core.retile`), at any level.
+    split_children: int = 0
 
     @property
     def total(self) -> int:
@@ -38,6 +40,11 @@ class RunCounts:
         return sum(n for s, n in self.counts.items() if s in statuses.FAILED_STATUSES)
 
     @property
+    def split(self) -> int:
+        """Tiles split because their job was too big: neither finished nor failed (their children are counted)."""
+        return self.counts.get(statuses.SPLIT, 0)
+
+    @property
     def pending_downloads(self) -> int:
         return sum(self.downloads.get(s, 0) for s in (PENDING, DOWNLOADING))
 
@@ -55,6 +62,7 @@ class RunCounts:
 def read_run_counts(db: JobDB | str | os.PathLike) -> RunCounts:
     """Counts of a run (indexed counts: milliseconds even at 100,000 tiles)."""
     if isinstance(db, JobDB):
-        return RunCounts(dict(db.count_by_status()), db.count_by("result_status"))
+        children = sum(db.count_by(PARENT_COLUMN).values()) if PARENT_COLUMN in db.columns else 0
+        return RunCounts(dict(db.count_by_status()), db.count_by("result_status"), children)
     with JobDB.open(db) as opened:
         return read_run_counts(opened)

@@ -8,7 +8,8 @@
    the backend needs sign-in);
 3. **track** (:mod:`.tracking`) the backends whose polling policy (:mod:`.polling`) says a
    check is due: the listing or per-job requests, whichever is cheaper there; react to what
-   changed (downloads queued, error logs, automatic retries, the running-time limit);
+   changed (downloads queued, error logs, tiles too big split in 4, automatic retries, the
+   running-time limit);
 4. cancel the jobs the user asked to cancel;
 5. **start** (:mod:`.starting`) new jobs up to each backend's capacity, first backend first;
 6. queue downloads (:mod:`.download_book`) on the worker pool;
@@ -50,6 +51,7 @@ from .jobspec import JobSpec, ResolvedProcess
 from .polling import PollingPolicy, default_min_interval
 from .redact import install_log_redaction
 from .round_updates import RoundBook, RoundUpdates, StoppedError
+from .splitting import Splitter
 from .starting import Starter
 from .tracking import RequestCosts, Tracker
 
@@ -78,7 +80,7 @@ _ROW_COLUMNS = [
 ]
 
 
-class Scheduler(RoundBook, BackendCalls, Tracker, Starter, DownloadBook, Inbox):
+class Scheduler(RoundBook, BackendCalls, Tracker, Splitter, Starter, DownloadBook, Inbox):
     """Runs one job per tile of a job database on a pool of backends (see module docstring).
 
     :param db: the run's :class:`core.jobdb.JobDB` (any object with its API).
@@ -154,7 +156,8 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Starter, DownloadBook, Inbox):
         self._costs: dict[str, RequestCosts] = {}
         self._polling_saved_at = -1e18
         self.rounds = 0
-        #: Test hook: called with a point name ("after_intent", "after_create", "after_start") and the fid.
+        #: Test hook: called with a point name ("after_intent", "after_create", "after_start", and
+        #: :mod:`.splitting`'s "before_split", "split_commit", "after_split") and the fid.
         self.checkpoint: Optional[Callable[[str, int], None]] = None
         self._setup_backends()
 

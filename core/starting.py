@@ -59,6 +59,28 @@ class CreateFailed:
 CreateOutcome = Union[NotSent, Created, CreateFailed]
 
 
+def tile_inputs(db: Any, resolved: Optional[ResolvedProcess], rows: list[dict]) -> dict[int, dict]:
+    """Each row (by fid) with what its job request needs of the tile: ``bbox`` in the tiling CRS when the
+    process takes a bounding box, else ``geometry`` as EPSG:4326 GeoJSON (shared by the preview)."""
+    fids = [int(r["fid"]) for r in rows]
+    need_bbox = resolved is not None and resolved.geometry_kind == "bbox"
+    geoms = db.geometries_4326(fids) if not need_bbox else {}
+    out = {}
+    for r in rows:
+        fid = int(r["fid"])
+        tile = dict(r)
+        if need_bbox:
+            bbox = db.bbox(fid, crs=db.crs)
+            crs = bbox.get("crs")
+            if isinstance(crs, str) and crs.upper().startswith("EPSG:"):
+                bbox["crs"] = int(crs.split(":", 1)[1])
+            tile["bbox"] = bbox
+        else:
+            tile["geometry"] = geoms.get(fid)
+        out[fid] = tile
+    return out
+
+
 class Starter:
     """Part of :class:`core.scheduler.Scheduler`: starting (see the module docstring)."""
 
@@ -301,23 +323,7 @@ class Starter:
         return [c for c in dict.fromkeys(cols) if c in self._columns]
 
     def _tile_inputs(self, rows: list[dict]) -> dict[int, dict]:
-        fids = [int(r["fid"]) for r in rows]
-        need_bbox = self._resolved is not None and self._resolved.geometry_kind == "bbox"
-        geoms = self.db.geometries_4326(fids) if not need_bbox else {}
-        out = {}
-        for r in rows:
-            fid = int(r["fid"])
-            tile = dict(r)
-            if need_bbox:
-                bbox = self.db.bbox(fid, crs=self.db.crs)
-                crs = bbox.get("crs")
-                if isinstance(crs, str) and crs.upper().startswith("EPSG:"):
-                    bbox["crs"] = int(crs.split(":", 1)[1])
-                tile["bbox"] = bbox
-            else:
-                tile["geometry"] = geoms.get(fid)
-            out[fid] = tile
-        return out
+        return tile_inputs(self.db, self._resolved, rows)
 
     @staticmethod
     def _post_job(backend: Backend, req: Any) -> str:

@@ -16,6 +16,9 @@ ERROR = "error"
 CANCELED = "canceled"
 SKIPPED = "skipped"
 START_FAILED = "start_failed"
+#: The tile's job failed for its size and the tile was split into smaller child tiles
+#: (:mod:`core.retile`): its work goes on in the children; it has no result of its own.
+SPLIT = "split"
 
 #: Every status in the order a tile normally passes through them.
 ALL_STATUSES: tuple[str, ...] = (
@@ -29,6 +32,7 @@ ALL_STATUSES: tuple[str, ...] = (
     CANCELED,
     SKIPPED,
     START_FAILED,
+    SPLIT,
 )
 
 #: Statuses of a tile whose work is not over yet.
@@ -40,7 +44,8 @@ TRACKED_STATUSES: tuple[str, ...] = (CREATED, QUEUED_FOR_START, QUEUED, RUNNING)
 #: Statuses of a tile whose job failed, could not start or was canceled: what "failed" counts and "retry" resets.
 FAILED_STATUSES: frozenset[str] = frozenset({ERROR, START_FAILED, CANCELED})
 #: Statuses that end a tile's work.
-FINAL_STATUSES: frozenset[str] = frozenset({FINISHED, ERROR, CANCELED, SKIPPED, START_FAILED})
+#: A split tile is final but neither finished nor failed: its children carry its work.
+FINAL_STATUSES: frozenset[str] = frozenset({FINISHED, ERROR, CANCELED, SKIPPED, START_FAILED, SPLIT})
 
 STATUS_COLORS: dict[str, str] = {
     NOT_STARTED: "lightgrey",
@@ -53,13 +58,17 @@ STATUS_COLORS: dict[str, str] = {
     CANCELED: "grey",
     SKIPPED: "darkorange",
     START_FAILED: "red",
+    SPLIT: "plum",
 }
 #: Colour of any status not in :data:`STATUS_COLORS`.
 DEFAULT_COLOR = "grey"
 
-#: Fill opacity of a tile; finished tiles have no fill so the result raster shows.
+#: Fill opacity of a tile; finished tiles have no fill so the result raster shows, and split
+#: tiles none so their children (drawn over them) and the children's results show.
 FILL_OPACITY = 0.6
 FINISHED_FILL_OPACITY = 0.0
+#: Statuses drawn without fill (outline only).
+UNFILLED_STATUSES: frozenset[str] = frozenset({FINISHED, SPLIT})
 
 #: Hex values of the CSS colour names above, for renderers that need them.
 CSS_HEX: dict[str, str] = {
@@ -72,6 +81,7 @@ CSS_HEX: dict[str, str] = {
     "grey": "#808080",
     "darkorange": "#ff8c00",
     "red": "#ff0000",
+    "plum": "#dda0dd",
 }
 
 
@@ -81,4 +91,4 @@ def color_of(status: str | None) -> str:
 
 
 def fill_opacity_of(status: str | None) -> float:
-    return FINISHED_FILL_OPACITY if status == FINISHED else FILL_OPACITY
+    return FINISHED_FILL_OPACITY if status in UNFILLED_STATUSES else FILL_OPACITY

@@ -6,8 +6,8 @@ Per backend and round, only when its :class:`core.polling.PollingPolicy` says a 
 token for jobs whose creation was interrupted) or one ``GET /jobs/{id}`` per active job,
 whichever :class:`RequestCosts` measured cheaper on that backend. Then each job's state is
 applied to its tile: running -> ``running_start_time``; finished -> download queued; error ->
-error logs into ``last_error`` and ``job_<id>/errors.json``, automatic retry while attempts
-remain; jobs running longer than the limit are canceled.
+error logs into ``last_error`` and ``job_<id>/errors.json``, a split when it was too big
+(:mod:`.splitting`), else retries while attempts remain; jobs running too long are canceled.
 """
 
 from __future__ import annotations
@@ -359,6 +359,9 @@ class Tracker:
         except (OSError, UnsafeNameError) as e:
             self._emit_log(logging.WARNING, f"Cannot write the error log of job {jid}: {e}", job_id=jid)
         attempts = int(row.get("attempts") or 1)
+        message = self._split_if_too_big(backend, row, logs, message, values, rnd)
+        if message is None:  # split (core.splitting): the children carry the tile's work
+            return
         values["last_error"] = message
         where = {"backend": backend.name, "tile_id": row["tile_id"], "job_id": jid}
         if attempts < self.config.max_attempts:

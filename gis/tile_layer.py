@@ -16,6 +16,10 @@ moment (:data:`BATCH_MS`, so a burst of events becomes one repaint) and calls
 ``triggerRepaint()``. The render itself (reading the file, drawing) runs in QGIS's render
 threads. Main-thread cost per batch is proportional to the number of changed tiles, not
 to the size of the layer (``benchmarks/bench_gis_tile_layer.py``).
+
+A tile split because its job was too big (:mod:`core.retile`) adds rows: QGIS's provider keeps
+the feature count and the fields it read when it opened the file, so a batch with a ``split``
+tile reloads the provider once (the only reload; splits are rare) before the repaint.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Callable, Iterable
 from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsMapLayer, QgsProject, QgsVectorLayer
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
+from ..core import statuses
 from ..core.events import StatusChange
 from ..core.jobdb import hold_wal
 from .layer_tree import PROP_KIND, PROP_RUN, run_group, run_key
@@ -180,6 +185,7 @@ class TileLayerUpdater(QObject):
         self._layer = layer
         self._pending: dict[int | str, str] = {}
         self._first_pending_at: float | None = None
+        self._rows_added = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(batch_ms)
@@ -202,6 +208,7 @@ class TileLayerUpdater(QObject):
         keys: Iterable[int | str] = change.fids or change.tile_ids
         for key in keys:
             self._pending[key] = change.status
+        self._rows_added |= change.status == statuses.SPLIT  # its children are new rows
         if self._first_pending_at is None:
             self._first_pending_at = time.monotonic()
         if not self._timer.isActive():
@@ -221,6 +228,10 @@ class TileLayerUpdater(QObject):
             self.latencies.append(time.monotonic() - self._first_pending_at)
             self._first_pending_at = None
         if self._layer is not None:
+            if self._rows_added:
+                self._layer.reload()  # new rows (and, in a run file from before re-tiling, a new field)
+                self._layer.updateExtents()
             self._layer.triggerRepaint()
+        self._rows_added = False
         self.repainted.emit(len(pending))
         return len(pending)

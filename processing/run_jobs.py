@@ -31,6 +31,7 @@ from qgis.core import (
 
 from ..core import statuses
 from ..core.backends import AUTH_BASIC, AUTH_NONE, AUTH_OIDC_CLIENT_CREDENTIALS, BackendConfigError, BackendProfile
+from ..core.engine_config import EngineConfig
 from ..core.events import EngineListener, LogLine
 from ..core.jobdb import JobDB, JobDBError
 from ..core.jobspec import JobSpec, JobSpecError
@@ -83,7 +84,9 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
         "an APEx catalogue URL), a process id of the backend, or a process graph JSON file; parameter values "
         'are JSON, e.g. {"temporal_extent": ["2024-06-01", "2024-09-01"]}; the tile goes into the '
         "process's geometry parameter. Canceling stops the run within a second; jobs keep running on the "
-        "backend unless 'Cancel remote jobs' is set. Run again on the same job database to resume: "
+        "backend unless 'Cancel remote jobs' is set. A tile whose job fails because it is too big for the "
+        "backend (out of memory) is split into its 4 quarters in the same job database, which run instead "
+        "(at most twice; see the advanced settings). Run again on the same job database to resume: "
         "empty fields are taken from the database's run record."
     )
 
@@ -102,6 +105,9 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
     MAX_RUNTIME = "MAX_RUNTIME"
     CANCEL_REMOTE = "CANCEL_REMOTE"
     LOCAL_PIXEL_SIZE = "LOCAL_PIXEL_SIZE"
+    LOCAL_MAX_PIXELS = "LOCAL_MAX_PIXELS"
+    SPLIT_LEVELS = "SPLIT_LEVELS"
+    SPLIT_PATTERNS = "SPLIT_PATTERNS"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
@@ -109,6 +115,7 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
     ESTIMATE = "ESTIMATE"
     ESTIMATED_CREDITS = "ESTIMATED_CREDITS"
     ESTIMATED_SECONDS = "ESTIMATED_SECONDS"
+    SPLIT = "SPLIT"
 
     def flags(self):
         return super().flags() | self.FlagCanCancel
@@ -158,11 +165,31 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             ),
             QgsProcessingParameterBoolean(self.CANCEL_REMOTE, tr("Cancel remote jobs when canceled"), False),
             QgsProcessingParameterNumber(
+                self.SPLIT_LEVELS,
+                tr("Split a tile whose job fails for its size into 4, at most this many times (0: never)"),
+                NUMBER_INTEGER,
+                EngineConfig.split_levels,
+                minValue=0,
+            ),
+            QgsProcessingParameterString(
+                self.SPLIT_PATTERNS,
+                tr("More error-log texts that mean a job was too big (regular expressions, one per line)"),
+                multiLine=True,
+                optional=True,
+            ),
+            QgsProcessingParameterNumber(
                 self.LOCAL_PIXEL_SIZE,
                 tr("Local demo backend pixel size (metres)"),
                 NUMBER_DOUBLE,
                 10.0,
                 minValue=1.0,
+            ),
+            QgsProcessingParameterNumber(
+                self.LOCAL_MAX_PIXELS,
+                tr("Local demo backend: most pixels per job, larger jobs fail out of memory (0: no limit)"),
+                NUMBER_INTEGER,
+                0,
+                minValue=0,
             ),
         ]
         for parameter in advanced:
@@ -183,6 +210,7 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             QgsProcessingOutputNumber(self.ESTIMATED_SECONDS, tr("Estimated run time in seconds (before the start)"))
         )
         self.addOutput(QgsProcessingOutputString(self.ESTIMATE, tr("Estimate before the start, and its source")))
+        self.addOutput(QgsProcessingOutputNumber(self.SPLIT, tr("Tiles split because their job was too big")))
 
     # -----------------------------------------------------------------------------------------
     def _spec(self, parameters, context, record: dict, local_process_url: str | None = None) -> JobSpec | None:
@@ -212,6 +240,15 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             return JobSpec.from_dict(data)
         return JobSpec(process_id=process_id, namespace=namespace, process_graph_file=graph, parameters=values or {})
 
+    def _split_config(self, parameters, context) -> dict:
+        """Adaptive re-tiling settings: the levels, and the default size-error texts plus the user's."""
+        config: dict = {"split_levels": self.parameterAsInt(parameters, self.SPLIT_LEVELS, context)}
+        text = self.parameterAsString(parameters, self.SPLIT_PATTERNS, context)
+        extra = [line.strip() for line in text.splitlines() if line.strip()]
+        if extra:
+            config["split_log_patterns"] = [*EngineConfig.split_log_patterns, *extra]
+        return config
+
     def processAlgorithm(self, parameters, context, feedback):
         path = self.parameterAsFile(parameters, self.JOB_DATABASE, context)
         output = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
@@ -237,7 +274,10 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             profiles = None
             if use_local:
                 pixel = self.parameterAsDouble(parameters, self.LOCAL_PIXEL_SIZE, context)
-                local = start_local_backend(str(Path(output) / "local_backend"), feedback, pixel_size=pixel)
+                max_pixels = self.parameterAsInt(parameters, self.LOCAL_MAX_PIXELS, context)
+                local = start_local_backend(
+                    str(Path(output) / "local_backend"), feedback, pixel_size=pixel, max_pixels_per_job=max_pixels
+                )
                 profiles = [BackendProfile(name=LOCAL_BACKEND_NAME, url=local.url, parallel_jobs=parallel)]
             spec = self._spec(parameters, context, record, local.demo_process_url if local else None)
             if spec is not None:
@@ -259,6 +299,7 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
                 config={
                     "max_attempts": self.parameterAsInt(parameters, self.MAX_ATTEMPTS, context),
                     "poll_min": poll_min or None,
+                    **self._split_config(parameters, context),
                 },
             )
         except (
@@ -324,6 +365,11 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
         not_downloaded = outcome.failed_downloads
         failed = outcome.failed + not_downloaded
         active = outcome.with_jobs
+        split_note = ""
+        if outcome.split:
+            split_note = tr("; {split} tiles too big for the backend were split into {children} smaller tiles").format(
+                split=outcome.split, children=outcome.split_children
+            )
         if not_downloaded:
             feedback.pushWarning(
                 tr(
@@ -332,13 +378,18 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
                 ).format(count=not_downloaded)
             )
         if result.outcome == OUTCOME_DONE and not failed:
-            feedback.pushInfo(tr("Run complete: {finished} finished and downloaded.").format(finished=finished))
+            feedback.pushInfo(
+                tr("Run complete: {finished} finished and downloaded{split}.").format(
+                    finished=finished, split=split_note
+                )
+            )
         elif result.outcome == OUTCOME_DONE:
             feedback.pushWarning(
                 tr(
                     "Run ended: {downloaded} finished and downloaded, {failed} failed "
-                    "({jobs} jobs failed or canceled, {results} results not downloaded)."
+                    "({jobs} jobs failed or canceled, {results} results not downloaded){split}."
                 ).format(
+                    split=split_note,
                     downloaded=finished - not_downloaded,
                     failed=failed,
                     jobs=outcome.failed,
@@ -359,4 +410,5 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             self.FAILED: failed,
             self.ACTIVE: active,
             **estimates.outputs(),
+            self.SPLIT: outcome.split,
         }

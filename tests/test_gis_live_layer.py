@@ -90,3 +90,58 @@ def test_the_hold_ends_with_the_last_layer(run_file):
     assert held_files() == [run_key(run_file)]
     project.removeMapLayer(second.id())
     assert held_files() == []
+
+
+@pytest.mark.parametrize("old_file", [False, True], ids=["run_file", "run_file_from_before_re_tiling"])
+def test_split_tiles_appear_in_the_live_layer(run_file, gdal_errors, old_file):
+    """A split adds rows (and, in a run file made before re-tiling, the parent column): the map shows them."""
+    import sqlite3
+
+    from openeo_tile_jobs.core.events import StatusChange
+    from openeo_tile_jobs.core.jobdb import PARENT_COLUMN
+    from openeo_tile_jobs.core.retile import split_tile
+    from openeo_tile_jobs.gis.tile_layer import TileLayerUpdater
+    from openeo_tile_jobs.tests.test_gis_support import close_to, over_white, pixel_at, render
+
+    if old_file:
+        con = sqlite3.connect(run_file)
+        con.execute(f"DROP INDEX idx_tiles_{PARENT_COLUMN}")
+        con.execute(f"ALTER TABLE tiles DROP COLUMN {PARENT_COLUMN}")
+        con.commit()
+        con.close()
+    watch_project()
+    layer = open_tile_layer(run_file)
+    QgsProject.instance().addMapLayer(layer)
+    updater = TileLayerUpdater(layer)
+    extent = layer.extent()
+    assert layer.featureCount() == 4
+    with JobDB.open(run_file) as db:
+        db.update(1, status=statuses.RUNNING)
+        result = split_tile(db, 1)
+        children = [f for f, _ in result.children]
+        updater.on_status_changed(StatusChange(status=statuses.SPLIT, tile_ids=("x0_y0",), fids=(1,)))
+        updater.on_status_changed(
+            StatusChange(
+                status=statuses.NOT_STARTED, tile_ids=tuple(t for _, t in result.children), fids=tuple(children)
+            )
+        )
+        db.update(children[0], status=statuses.RUNNING)
+        updater.flush()
+    assert layer.featureCount() == 8
+    assert statuses_of(layer) == {
+        1: statuses.SPLIT,
+        **{f: statuses.NOT_STARTED for f in (2, 3, 4, *children[1:])},
+        children[0]: statuses.RUNNING,
+    }
+    assert PARENT_COLUMN in layer.fields().names()
+    image = render([layer], extent)
+    navy = over_white(statuses.CSS_HEX["navy"], statuses.FILL_OPACITY)
+    grey = over_white(statuses.CSS_HEX["lightgrey"], statuses.FILL_OPACITY)
+    assert pixel_at(image, extent, 591250, 5661250)[:3] == navy  # the running south-west quarter
+    assert pixel_at(image, extent, 593750, 5663750)[:3] == grey  # a quarter not started: filled once, not twice
+    # the split parent: a dashed plum outline drawn over its children's fills and outlines
+    plum = tuple(int(statuses.CSS_HEX["plum"][i : i + 2], 16) for i in (1, 3, 5))
+    edge = [pixel_at(image, extent, x, 5665000 - 25)[:3] for x in range(590100, 595000, 50)]
+    assert sum(close_to(p, plum, 40) for p in edge) > len(edge) / 2  # dashes, not a line
+    assert not any(close_to(pixel_at(image, extent, x, 5670000 - 25)[:3], plum, 40) for x in range(590100, 600000, 50))
+    assert gdal_errors == []

@@ -54,7 +54,8 @@ def test_categories_follow_the_status_vocabulary(tiles) -> None:
         expected = statuses.CSS_HEX[statuses.color_of(status)]
         assert fill.name() == expected, status
         assert fill.alphaF() == pytest.approx(statuses.fill_opacity_of(status), abs=0.01), status
-        assert by_value[status].symbolLayer(0).strokeColor().name() == "#333333"
+        outline = statuses.CSS_HEX["plum"] if status == statuses.SPLIT else "#333333"
+        assert by_value[status].symbolLayer(0).strokeColor().name() == outline, status
     assert by_value[""].symbolLayer(0).fillColor().name() == statuses.CSS_HEX[statuses.DEFAULT_COLOR]
 
 

@@ -58,6 +58,22 @@ def test_with_progress_the_next_check_is_at_the_predicted_end():
     assert policy.reports_progress
 
 
+def test_jobs_ending_less_than_a_minimum_interval_apart_are_caught_by_one_check():
+    policy = PollingPolicy(min_interval=1.0)
+    jobs = []
+    for job_id, rate in (("early", 2.0), ("late", 1.99)):  # predicted ends 0.25 s apart
+        policy.observe(T0 + 1, JobView(job_id, T0, running=False))
+        policy.observe(T0 + 2, JobView(job_id, T0, running=True, progress=rate))
+        policy.observe(T0 + 10, JobView(job_id, T0, running=True, progress=9 * rate))
+        jobs.append(JobView(job_id, T0, running=True, progress=9 * rate))
+    early, late = (policy.predicted_end(job) for job in jobs)
+    assert early < late < early + 1.0
+    policy.plan(T0 + 10, jobs)
+    # One check after both ends; checking after the first would see the other running and then have to
+    # wait a whole minimum interval before asking again.
+    assert late < policy.next_at < late + 1.0
+
+
 def test_learned_durations_place_checks_where_jobs_end_and_survive_a_resume():
     policy = PollingPolicy(min_interval=1.0)
     for i, duration in enumerate([50.0, 55.0, 60.0, 65.0, 70.0]):

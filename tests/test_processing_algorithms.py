@@ -131,3 +131,49 @@ def test_polygons_as_tiles_and_resume_errors(tmp_path, qgis_process) -> None:
     assert code != 0 and "no job specification" in log  # nothing to resume from yet
     code, results, log = qgis_process("load_results", JOB_DATABASE=gpkg, MODE=1)
     assert code == 0 and results["COUNT"] == 0 and "No downloaded result yet" in log
+
+
+def test_tiles_too_big_for_the_backend_are_split_until_every_pixel_is_computed(tmp_path, qgis_process) -> None:
+    """Adaptive re-tiling: 5 km tiles of 100 m pixels (2,500 pixels) exceed the Local demo backend's
+    1,200 pixels per job and fail out of memory; their quarters (625) fit, and so do the narrow
+    tiles of the last column and row (1,000 and 400: the grid is not fitted here)."""
+    gpkg = tmp_path / "big.gpkg"
+    extent = "590000,602000,5660000,5667000 [EPSG:32631]"  # 12 x 7 km: columns 5, 5, 2 km; rows 5, 2 km
+    code, results, log = qgis_process(
+        "create_grid", EXTENT=extent, TILE_SIZE=5000, CRS="EPSG:32631", FIT="false", OUTPUT=gpkg
+    )
+    assert code == 0 and results["TILE_COUNT"] == 6, log
+    code, results, log = qgis_process(
+        "run_jobs",
+        JOB_DATABASE=gpkg,
+        LOCAL_BACKEND="true",
+        LOCAL_PIXEL_SIZE=100,
+        LOCAL_MAX_PIXELS=1200,
+        PARAMETERS=TEMPORAL,
+        PARALLEL_JOBS=4,
+        POLL_INTERVAL=0.2,
+        OUTPUT_FOLDER=tmp_path / "out",
+        timeout=240,
+    )
+    assert code == 0, log
+    assert (results["FINISHED"], results["FAILED"], results["ACTIVE"], results["SPLIT"]) == (12, 0, 0, 2)
+    assert "Run complete: 12 finished and downloaded; 2 tiles too big for the backend were split into 8" in log
+    assert "x0_y0: job" in log and "split into 4 tiles (x0_y0.0, x0_y0.1, x0_y0.2, x0_y0.3)" in log
+    with JobDB.open(gpkg) as db:
+        rows = {r["tile_id"]: r for r in db.all_rows(["tile_id", "status", "parent_tile_id", "result_files"])}
+    assert {t for t, r in rows.items() if r["status"] == statuses.SPLIT} == {"x0_y0", "x1_y0"}
+    assert "OutOfMemory" in "".join(open(f).read() for f in (tmp_path / "out").glob("job_*/errors.json"))
+    children = {t: r for t, r in rows.items() if r["parent_tile_id"]}
+    assert sorted(children) == [f"x{c}_y0.{q}" for c in (0, 1) for q in range(4)]
+    assert {r["status"] for t, r in rows.items() if t not in ("x0_y0", "x1_y0")} == {statuses.FINISHED}
+    assert not rows["x0_y0"]["result_files"] and all(r["result_files"] for r in children.values())
+
+    vrt = tmp_path / "mosaic.vrt"
+    code, results, log = qgis_process("load_results", JOB_DATABASE=gpkg, MODE=1, OUTPUT_VRT=vrt)
+    assert code == 0 and results["COUNT"] == 12, log
+    with rasterio.open(vrt) as mosaic:
+        assert tuple(round(v) for v in mosaic.bounds) == (590000, 5660000, 602000, 5667000)
+        assert mosaic.res == (100.0, 100.0)
+        for band in (1, 2, 3):
+            data = mosaic.read(band, masked=True)
+            assert data.shape == (70, 120) and data.count() == data.size, band  # no pixel of the area missing

@@ -48,6 +48,7 @@ from .steps import BACKENDS, GRID, PROCESS
 from .tasks import run_in_background
 from .tile_actions import TileMenuHandlers
 from .tile_map_menu import TileLayerAction, TileMenuTool
+from .tile_preview import TilePreviewer
 from .tile_table import DB_COLUMNS
 
 tr = translator("RunController")
@@ -111,6 +112,8 @@ class RunController(QObject):
         self.tile_handlers = TileMenuHandlers(canvas, notify, pages.backends.profile, lambda: self.session, self.page)
         self.tile_handlers.fill(actions)
         actions.retry = self.retry_tiles
+        self.previewer = TilePreviewer(self.validate, lambda: self.db_path, notify, self)
+        actions.preview = self.previewer.preview
 
         self._save_timer = QTimer(self)
         self._save_timer.setInterval(SAVE_ACTIVE_TIME_S * 1000)
@@ -338,6 +341,10 @@ class RunController(QObject):
                 finished=counts.get(statuses.FINISHED, 0),
                 failed=sum(counts.get(s, 0) for s in statuses.FAILED_STATUSES),
             )
+            if counts.get(statuses.SPLIT):  # neither finished nor failed: their quarters ran instead
+                message += " " + tr("{count} tile(s) too big for the backend were split into quarters.").format(
+                    count=counts[statuses.SPLIT]
+                )
             if not_downloaded:  # finished on the backend, but the run is not complete
                 message += " " + tr("{count} result(s) could not be downloaded: Start tries again.").format(
                     count=not_downloaded
@@ -474,6 +481,7 @@ class RunController(QObject):
             self.layer_action.unregister()
             self.layer_action = None
         self.tile_handlers.close_down()
+        self.previewer.close_down()
         if self.db is not None:
             self.db.close()
             self.db = None

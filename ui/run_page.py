@@ -77,6 +77,7 @@ class TileActions:
         self.add_result_layer: Optional[Callable[[dict], None]] = None
         self.copy_job_id: Optional[Callable[[dict], None]] = None
         self.zoom_to: Optional[Callable[[int], None]] = None
+        self.preview: Optional[Callable[[dict], None]] = None
 
 
 def build_tile_menu(menu: QMenu, rows: list[dict], actions: TileActions) -> None:
@@ -87,6 +88,9 @@ def build_tile_menu(menu: QMenu, rows: list[dict], actions: TileActions) -> None
     has_job = bool(first.get("id"))
     if actions.zoom_to:
         menu.addAction(tr("Zoom to tile"), lambda: actions.zoom_to(int(first["fid"])))
+    if actions.preview:
+        preview = menu.addAction(tr("Preview this tile"), lambda: actions.preview(first))
+        preview.setToolTip(tr("Compute this tile now and show it in the Preview group; the run is not changed"))
     logs = menu.addAction(tr("Show job logs…"), lambda: actions.show_logs(first) if actions.show_logs else None)
     logs.setEnabled(has_job and actions.show_logs is not None)
     failed = [int(r["fid"]) for r in rows if r.get("status") in FAILED_STATUSES]

@@ -1,7 +1,8 @@
 """The tile table: a QAbstractTableModel over the job database's rows.
 
 It loads every row once (:meth:`JobDB.all_rows` on the columns it shows) and then
-refreshes only the rows an event names, by feature id.
+refreshes only the rows an event names, by feature id (adding those it does not have: the
+children of a split tile).
 """
 
 from __future__ import annotations
@@ -58,13 +59,23 @@ class TileTableModel(QAbstractTableModel):
         self.set_rows(db.all_rows(columns=[c for c in DB_COLUMNS if c != "fid"]))
 
     def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Replace the rows with these fids (e.g. from :meth:`JobDB.get_many`)."""
+        """Replace the rows with these fids (e.g. from :meth:`JobDB.get_many`); rows with fids the
+        model does not have yet are added (tiles split from a tile too big, :mod:`core.retile`)."""
+        new = []
         for row in rows:
             i = self._index.get(int(row["fid"]))
             if i is None:
+                new.append(dict(row))
                 continue
             self._rows[i].update(row)
             self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+        if new:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for row in new:
+                self._index[int(row["fid"])] = len(self._rows)
+                self._rows.append(row)
+            self.endInsertRows()
 
     def row_data(self, row: int) -> dict[str, Any]:
         return self._rows[row]
