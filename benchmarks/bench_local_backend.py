@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from local_backend import LocalBackend
 
 SUMMER = ["2024-06-01", "2024-09-01"]
-ROUNDS = 2
+ROUNDS = 3
 #: How often the client lists the jobs while waiting: a client polling faster takes CPU from the workers.
 POLL_SECONDS = 0.2
 TO_LONLAT = pyproj.Transformer.from_crs(32631, 4326, always_xy=True)

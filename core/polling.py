@@ -6,8 +6,12 @@ A backend is asked only when something may have changed there:
   ``running`` -- unless a check is planned shortly after that anyway;
 * near the expected end of each active job, learned from this run's own jobs:
 
-  - with ``progress`` (two readings give its rate; one reading and the time the job was first
-    seen running give a first guess): at the predicted end;
+  - with ``progress`` (two readings give its rate; one reading and when the job began running
+    -- between the checks that saw it waiting and running, narrowed by the queue times learned
+    sharply on this backend -- give a first guess): at the predicted end, one check for ends
+    less than ``min_interval`` apart; a job whose end cannot be predicted yet is asked about no
+    later than the latest its one reading allows (had it run since the earliest moment it can
+    have begun, its progress would be slowest);
   - else from the durations (start to end) of the jobs of this run that finished on this
     backend (before it has any: on the run's other backends): each check comes when some
     job has a :data:`FIND_CHANCE` of having ended since the last one, given those durations
@@ -36,23 +40,25 @@ LOOPBACK_MIN_INTERVAL = 1.0
 REMOTE_MIN_INTERVAL = 5.0
 DEFAULT_MAX_INTERVAL = 120.0
 #: A job whose end cannot be guessed is asked about after this fraction of its age.
-UNKNOWN_FRACTION = 0.2
+UNKNOWN_FRACTION = 0.25
 #: A job past the end its progress predicted is asked about after this fraction of its age.
 OVERDUE_FRACTION = 0.02
 #: One progress reading predicts the end only when the start of running is known to this fraction of the run.
 SINGLE_READING_ERROR = 0.1
 #: Without progress, each check comes when a job has this chance of having ended since the last one
 #: (given the durations learned): dense where jobs usually end, sparse in the tails.
-FIND_CHANCE = 0.25
+FIND_CHANCE = 0.3
 #: ... but never sooner than this fraction of a typical duration after the last check (with many jobs on a
 #: backend some job may end any moment; a slot idle that long costs it at most this fraction of its time).
 MIN_WAIT_FRACTION = 0.015
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.
-MERGE_FRACTION = 0.2
+MERGE_FRACTION = 0.4
 #: With progress, the check after a start comes this fraction of a typical job into its run.
-FIRST_READING_FRACTION = 0.15
+FIRST_READING_FRACTION = 0.25
+#: Queue times needed before they help to date when a job began running.
+MIN_QUEUE_SAMPLES = 2
 #: Durations kept per kind (the most recent ones).
 MAX_SAMPLES = 64
 
@@ -168,8 +174,11 @@ class PollingPolicy:
             before = track.last_not_running if track.last_not_running is not None else job.started_at
             track.running_since = (before + now) / 2 if before <= now else now
             track.running_since_error = abs(now - before) / 2
-            if before >= job.started_at:
-                self._add(self.queue_times, track.running_since - job.started_at)
+            queued_for = track.running_since - job.started_at
+            # Only a sharp observation teaches the queue time: a midpoint between checks far apart would
+            # push the check after the next start later and later.
+            if before >= job.started_at and track.running_since_error <= max(self.min_interval, 0.25 * queued_for):
+                self._add(self.queue_times, queued_for)
         p = job.progress
         if p is not None and 0 < p < 100:
             self.reports_progress = True
@@ -203,10 +212,36 @@ class PollingPolicy:
         first, last = track.first_progress, track.last_progress
         if first is not None and last[0] > first[0] and last[1] > first[1]:
             return last[0] + (100.0 - last[1]) * (last[0] - first[0]) / (last[1] - first[1])
-        elapsed = last[0] - track.running_since
-        if elapsed > 0 and track.running_since_error <= SINGLE_READING_ERROR * elapsed:
-            return track.running_since + elapsed * 100.0 / last[1]
+        since, error = self._running_since(track, job)
+        elapsed = last[0] - since
+        if elapsed > 0 and error <= SINGLE_READING_ERROR * elapsed:
+            return since + elapsed * 100.0 / last[1]
         return None  # one reading, and when the job began running is too unsure to extrapolate from it
+
+    def latest_end(self, job: JobView) -> Optional[float]:
+        """The latest ``job`` can end, from its last progress reading: had it run since the earliest time
+        it can have begun running, its progress would be slowest (None without a reading)."""
+        track = self._tracks.get(job.job_id)
+        if not job.running or track is None or track.running_since is None or track.last_progress is None:
+            return None
+        since, error = self._running_since(track, job)
+        at, percent = track.last_progress
+        return at + max(0.0, at - (since - error)) * (100.0 - percent) / percent
+
+    def _running_since(self, track: _Track, job: JobView) -> tuple[float, float]:
+        """When ``job`` began running, and how far off that may be: between the checks that saw it
+        waiting and running, narrowed by the queue times this backend showed (its start plus one of
+        them), so that one progress reading can predict the end."""
+        assert track.running_since is not None
+        lo, hi = track.running_since - track.running_since_error, track.running_since + track.running_since_error
+        queue = quantile(self.queue_times, 0.5)
+        if queue is not None and len(self.queue_times) >= MIN_QUEUE_SAMPLES:
+            # the whole range seen, not half of it: a few samples understate how far queue times vary
+            spread = max(self.min_interval, max(self.queue_times) - min(self.queue_times))
+            q_lo, q_hi = job.started_at + queue - spread, job.started_at + queue + spread
+            if max(lo, q_lo) <= min(hi, q_hi):  # both hold: the job began running in the overlap
+                lo, hi = max(lo, q_lo), min(hi, q_hi)
+        return (lo + hi) / 2, (hi - lo) / 2
 
     def _durations(self) -> list[float]:
         """This backend's learned durations; before it has any, those of the run's other backends."""
@@ -257,6 +292,9 @@ class PollingPolicy:
             end = self.predicted_end(job)
             if end is None:
                 unpredicted.append(job)
+                latest = self.latest_end(job)
+                if latest is not None:  # nearly done by its progress: not later than it can end
+                    waits.append(latest + margin - now)
             elif end + margin > now:
                 ends.append(end)
             else:

@@ -50,17 +50,20 @@ from .inbox import Inbox
 from .jobspec import JobSpec, ResolvedProcess
 from .polling import PollingPolicy, default_min_interval
 from .redact import install_log_redaction
+from .request_costs import RequestCosts
 from .round_updates import RoundBook, RoundUpdates, StoppedError
 from .splitting import Splitter
 from .starting import Starter
-from .tracking import RequestCosts, Tracker
+from .tracking import Tracker
 
 __all__ = ["EngineConfig", "Scheduler", "StepReport"]
 
 _log = logging.getLogger(__name__)
 
-#: Run record key of what the polling policies learned (per backend name).
+#: Run record key of what the polling policies learned (per backend name), with the measured cost of
+#: each way of tracking under :data:`REQUEST_COSTS_KEY`.
 POLLING_KEY = "polling"
+REQUEST_COSTS_KEY = "request_costs"
 #: Seconds between two saves of what the polling policies learned.
 POLLING_SAVE_INTERVAL = 10.0
 
@@ -175,9 +178,11 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Splitter, Starter, DownloadBoo
             if minimum is None:
                 minimum = default_min_interval(is_loopback(urlparse(b.profile.url).hostname))
             policy = PollingPolicy(min_interval=minimum, max_interval=max(minimum, self.config.poll_max))
-            policy.load(learned.get(b.name) if isinstance(learned, dict) else None)
+            mine = learned.get(b.name) if isinstance(learned, dict) else None
+            policy.load(mine)
             self._policies[b.name] = policy
             self._costs[b.name] = RequestCosts()
+            self._costs[b.name].load(mine.get(REQUEST_COSTS_KEY) if isinstance(mine, dict) else None)
         for policy in self._policies.values():
             policy.peers = list(self._policies.values())
 
@@ -292,6 +297,9 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Splitter, Starter, DownloadBoo
     def polling_policy(self, backend_name: str) -> PollingPolicy:
         return self._policies[backend_name]
 
+    def request_costs(self, backend_name: str) -> RequestCosts:
+        return self._costs[backend_name]
+
     def close(self) -> None:
         self.stop(timeout=1.0)
 
@@ -381,7 +389,11 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Splitter, Starter, DownloadBoo
         if update is None:
             return
         try:
-            update({POLLING_KEY: {name: p.to_dict() for name, p in self._policies.items()}})
+            learned = {
+                name: {**p.to_dict(), REQUEST_COSTS_KEY: self._costs[name].to_dict()}
+                for name, p in self._policies.items()
+            }
+            update({POLLING_KEY: learned})
             self._polling_saved_at = self._clock()
         except Exception as e:  # noqa: BLE001 - losing what was learned costs requests, never the run
             _log.warning("Cannot save the polling state: %s", e)

@@ -4,7 +4,7 @@ Per backend and round, only when its :class:`core.polling.PollingPolicy` says a 
 (or an interrupted creation waits to be resolved): either the ``GET /jobs`` listing (following
 ``next`` links only while some tracked job is still missing; matched by job id, and by client
 token for jobs whose creation was interrupted) or one ``GET /jobs/{id}`` per active job,
-whichever :class:`RequestCosts` measured cheaper on that backend. Then each job's state is
+whichever :class:`.request_costs.RequestCosts` measured cheaper on that backend. Then each job's state is
 applied to its tile: running -> ``running_start_time``; finished -> download queued; error ->
 error logs into ``last_error`` and ``job_<id>/errors.json``, a split when it was too big
 (:mod:`.splitting`), else retries while attempts remain; jobs running too long are canceled.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from . import retry, statuses
 from .backends import Backend
@@ -24,6 +24,7 @@ from .engine_config import StepReport
 from .jobspec import find_client_token
 from .polling import JobView
 from .redact import redact, redact_obj
+from .request_costs import MODE_JOBS, MODE_LISTING
 from .round_updates import RoundUpdates, StoppedError, parse_utc, usage_text
 
 CREATED, QUEUED_FOR_START = statuses.CREATED, statuses.QUEUED_FOR_START
@@ -31,48 +32,6 @@ RUNNING, FINISHED, ERROR, CANCELED = statuses.RUNNING, statuses.FINISHED, status
 NOT_STARTED = statuses.NOT_STARTED
 REMOTE_STATUSES = frozenset({CREATED, statuses.QUEUED, RUNNING, FINISHED, ERROR, CANCELED})
 ERRORS_FILENAME = "errors.json"
-#: One MB of response weighs like one second of waiting when the two ways of tracking are compared.
-BYTES_PER_SECOND = 1_000_000.0
-#: What every request costs the backend beyond its latency (seconds-equivalent): fewer requests win ties.
-REQUEST_OVERHEAD = 0.05
-
-MODE_LISTING = "listing"
-MODE_JOBS = "jobs"
-
-
-@dataclass
-class RequestCosts:
-    """Measured cost of the two ways to track one backend's jobs (moving averages)."""
-
-    listing_seconds: Optional[float] = None
-    listing_bytes: Optional[float] = None
-    listing_pages: float = 1.0  # pages a round needed last time
-    jobs_per_page: float = 1.0
-    job_seconds: Optional[float] = None
-    job_bytes: Optional[float] = None
-
-    @staticmethod
-    def _avg(old: Optional[float], new: float) -> float:
-        return new if old is None else 0.7 * old + 0.3 * new
-
-    def note_listing_page(self, seconds: float, nbytes: int, jobs: int) -> None:
-        self.listing_seconds = self._avg(self.listing_seconds, seconds)
-        self.listing_bytes = self._avg(self.listing_bytes, float(nbytes))
-        self.jobs_per_page = self._avg(self.jobs_per_page, float(max(1, jobs)))
-
-    def note_job(self, seconds: float, nbytes: int) -> None:
-        self.job_seconds = self._avg(self.job_seconds, seconds)
-        self.job_bytes = self._avg(self.job_bytes, float(nbytes))
-
-    def choose(self, n_jobs: int) -> str:
-        """The cheaper way to learn the state of ``n_jobs`` jobs (the listing until it was measured)."""
-        if self.listing_seconds is None or self.listing_bytes is None or n_jobs <= 0:
-            return MODE_LISTING
-        job_seconds = self.job_seconds if self.job_seconds is not None else self.listing_seconds
-        job_bytes = self.job_bytes if self.job_bytes is not None else 2 * self.listing_bytes / self.jobs_per_page
-        listing = self.listing_pages * (self.listing_seconds + REQUEST_OVERHEAD + self.listing_bytes / BYTES_PER_SECOND)
-        jobs = n_jobs * (job_seconds + REQUEST_OVERHEAD + job_bytes / BYTES_PER_SECOND)
-        return MODE_JOBS if jobs < listing else MODE_LISTING
 
 
 @dataclass(frozen=True)
