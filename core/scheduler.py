@@ -141,6 +141,8 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Splitter, Starter, DownloadBoo
         self._active_per_backend: dict[str, int] = {}
         self._step_lock = threading.Lock()
         self._executor: Optional[ThreadPoolExecutor] = None
+        #: When set, only these tiles (fids) start: a pilot runs the typical tile alone.
+        self.only_fids: Optional[set[int]] = None
         self._deferred_lock = threading.Lock()
         self._deferred_states: list[tuple[str, str, str]] = []
         self._cancel_requested: set[int] = set()
@@ -259,7 +261,14 @@ class Scheduler(RoundBook, BackendCalls, Tracker, Splitter, Starter, DownloadBoo
         return float(sum(self._costs_by_backend.values()))
 
     def is_done(self) -> bool:
-        """No tile active (on a usable backend) and no download pending or in flight."""
+        """No tile active (on a usable backend) and no download pending or in flight.
+
+        With :attr:`only_fids` (a pilot) the other tiles waiting to start do not count."""
+        if self.only_fids is not None:
+            tracked = sum(self._counts.get(s, 0) for s in statuses.TRACKED_STATUSES)
+            rows = self.db.get_many(self.only_fids, columns=["status"])
+            waiting = any(r["status"] == statuses.NOT_STARTED for r in rows)
+            return tracked == 0 and not waiting and not self._downloads_busy()
         active = sum(self._counts.get(s, 0) for s in statuses.ACTIVE_STATUSES)
         return active == 0 and not self._downloads_busy()
 

@@ -157,9 +157,18 @@ class Starter:
     def _record_intents(self, plan: list[tuple[Backend, int]], rnd: RoundUpdates) -> list[tuple[Backend, dict, Any]]:
         """Write every intent of this round (status ``created``, a fresh client token), BEFORE any POST /jobs."""
         total = sum(n for _, n in plan)
-        candidates = self.db.get_by_status([NOT_STARTED], max=total, columns=self._candidate_columns())
+        if self.only_fids is not None:  # a pilot: only these tiles start
+            rows = self.db.get_many(sorted(self.only_fids), columns=self._candidate_columns())
+            candidates = [r for r in rows if r["status"] == NOT_STARTED][:total]
+        else:
+            candidates = self.db.get_by_status([NOT_STARTED], max=total, columns=self._candidate_columns())
         if not candidates:
             return []
+        return self._write_intents(plan, candidates, rnd)
+
+    def _write_intents(
+        self, plan: list[tuple[Backend, int]], candidates: list[dict], rnd: RoundUpdates
+    ) -> list[tuple[Backend, dict, Any]]:
         tiles = self._tile_inputs(candidates)
         assigned: list[tuple[Backend, dict, Any]] = []
         it = iter(candidates)
@@ -192,6 +201,44 @@ class Starter:
                 self._intent_failed_at.pop(int(row["fid"]), None)
                 assigned.append((backend, {**row, "client_token": token, "status": CREATED, "attempts": attempts}, req))
         return assigned
+
+    def first_backend(self) -> Backend:
+        """The first backend of the run that answers, connected (blocking); RuntimeError when none does."""
+        for backend in self.backends:
+            self._prepare_backend(backend)
+            if backend.connection is not None and backend.ready():
+                return backend
+        raise RuntimeError("No backend of the run can be reached.")
+
+    def create_job(self, fid: int) -> tuple[Backend, str]:
+        """Create, but do not start, the job of one not-started tile on the run's first usable backend.
+
+        Recorded exactly like a start (the intent first, then ``POST /jobs``), so the tile is
+        ``created`` with its job id and the engine starts that job when it runs: the job made to
+        ask for an estimate is the tile's job. Blocking (not on the GUI thread). Raises
+        ``RuntimeError`` with the reason when no job was made.
+        """
+        backend = self.first_backend()
+        if self._resolve() is None:
+            raise RuntimeError(self._spec_error or "The process definition cannot be read.")
+        row = self.db.get(fid, columns=self._candidate_columns())
+        if row is None or row["status"] != NOT_STARTED:
+            raise RuntimeError(f"Tile {fid} is not waiting to start.")
+        rnd = RoundUpdates()
+        assigned = self._write_intents([(backend, 1)], [{**row, "fid": fid}], rnd)
+        self._flush(rnd)
+        if not assigned:
+            raise RuntimeError(f"No job can be built for tile {row['tile_id']}.")
+        _backend, row, req = assigned[0]
+        res = self._call(backend, "creating a job", lambda: self._post_job(backend, req))
+        if res.ok:
+            rnd.set(fid, id=res.value)
+        else:  # as a round would: start_failed for a refusal, undone or resolved by tracking otherwise
+            self._apply_create_outcome(backend, row, CreateFailed(res.error, res.kind), rnd, StepReport())
+        self._flush(rnd)
+        if not res.ok:
+            raise RuntimeError(f"The backend did not create the job: {error_message(res.error)}")
+        return backend, res.value
 
     def _create_all(self, assigned: list[tuple[Backend, dict, Any]], rnd: RoundUpdates, report: StepReport) -> None:
         """Create and start: backends in parallel (HTTP only in the pool), each one sequentially."""

@@ -119,3 +119,32 @@ def existing_run(paths: DemoPaths) -> Optional[RunCounts]:
         return read_run_counts(paths.database)
     except Exception:  # noqa: BLE001 (a broken file: the caller starts fresh)
         return None
+
+
+def estimate_summary(
+    before: Optional[dict[str, Any]], reason: str, final_credits: Optional[float], run_seconds: float
+) -> dict[str, Any]:
+    """The estimate shown before Start (a :class:`core.estimate.RunEstimate` as a dict, or None and why)
+    beside what the run was billed and took (the summary's ``estimate``)."""
+    return {
+        "before_start": before,
+        "no_estimate_because": reason or None,
+        "final": {"credits": final_credits, "seconds": round(run_seconds, 1)},
+    }
+
+
+def estimate_line(entry: dict[str, Any]) -> str:
+    """``before start 15.20 credits, 0:24 (...); final 15.20 credits, 27.7 s`` for the printed summary."""
+    from ..core.estimate import RunEstimate, describe_source
+
+    def figures(cost: Optional[float], seconds: Optional[float]) -> str:
+        money = "– credits" if cost is None else f"{cost:,.2f} credits"
+        return money + ("" if seconds is None else f", {seconds:.1f} s")
+
+    final = entry["final"]
+    after = f"final {figures(final['credits'], final['seconds'])}"
+    before = RunEstimate.from_dict(entry["before_start"] or {})
+    if before is None:
+        return f"none before start ({entry.get('no_estimate_because') or 'not asked'}); {after}"
+    shown = figures(before.credits.value if before.credits else None, before.seconds.value if before.seconds else None)
+    return f"before start {shown} ({describe_source(before)}, {before.parallel} at a time); {after}"

@@ -29,6 +29,8 @@ from qgis.PyQt.QtCore import QEventLoop, QSize, QTimer
 from ..core import statuses
 from ..core.backends import BackendProfile
 from ..core.downloads import DOWNLOADED
+from ..core.estimate import ESTIMATE_KEY, describe
+from ..core.estimate_job import request_estimate
 from ..core.events import LogLine, Progress
 from ..core.grid import size_range_text
 from ..core.jobdb import JobDB
@@ -44,6 +46,8 @@ from .options import MODE_FRESH, MODE_RESUME, DemoOptions
 from .outputs import (
     DemoPaths,
     OutputFolderError,
+    estimate_line,
+    estimate_summary,
     existing_run,
     folder_size,
     prepare_fresh,
@@ -124,6 +128,8 @@ class Demo:
         self._pending_messages: list[str] = []  # from helper threads, printed by tick() on the main thread
         self._sign_in_failed = False
         self.started = time.monotonic()
+        self.estimate_before: Optional[dict[str, Any]] = None  # a core.estimate.RunEstimate as a dict
+        self.estimate_reason = ""
 
     # -- helpers -----------------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -224,6 +230,7 @@ class Demo:
         else:
             self.scheduler = self.make_scheduler(profile, spec, proxies)
             self.sign_in()
+            self.ask_estimate()
             self.drive(project, crs, extent)
 
         self.write_outputs(project, crs, extent, action)
@@ -367,6 +374,26 @@ class Demo:
             proxies=proxies,
             refresh_token_sink=sink,
         )
+
+    def ask_estimate(self) -> None:
+        """The backend's estimate before the jobs start (its job is the typical tile's); a resume shows the
+        one its first start recorded."""
+        recorded = self.scheduler.db.run_record().get(ESTIMATE_KEY)
+        if recorded:
+            self.estimate_before = recorded
+            return
+        try:
+            outcome = self.in_thread(lambda: request_estimate(self.scheduler))
+        except RuntimeError as exc:
+            self.estimate_reason = str(exc)
+            return
+        if outcome.estimate is None:
+            self.estimate_reason = outcome.reason
+            self.say(f"No estimate before the start: {outcome.reason}.")
+            return
+        self.estimate_before = {**outcome.estimate.to_dict(), "fid": outcome.fid}
+        self.scheduler.db.update_run_record({ESTIMATE_KEY: self.estimate_before})
+        self.say(f"Estimate: {describe(outcome.estimate)}.")
 
     def sign_in(self) -> None:
         if self.opts.auth == "none":
@@ -547,6 +574,9 @@ class Demo:
             "http_requests_by_endpoint": requests,
             "http_requests_counted_by": "backend" if self.local_backend is not None else "client, without downloads",
             "gif_frames": frames,
+            "estimate": estimate_summary(
+                self.estimate_before, self.estimate_reason, self.final_costs(), self.run_seconds
+            ),
             "pixel_size": self.opts.pixel_size if self.opts.backend_url is None else None,
             "outputs": {
                 "project": self.paths.project.name,
@@ -569,6 +599,8 @@ class Demo:
         if s["action"] != ACTION_COMPLETE:
             wall += f" (the run itself {s['run_seconds']:.1f} s)"
         lines.append(f"  wall time      {wall}")
+        if s["action"] != ACTION_COMPLETE:
+            lines.append(f"  estimate       {estimate_line(s['estimate'])}")
         if s["action"] == ACTION_COMPLETE:
             lines.append("  HTTP requests  none (nothing left to do)")
         elif self.local_backend is not None:
@@ -601,6 +633,10 @@ class Demo:
             lines.append(f"  note           {failed} tile(s) failed: their logs are in {shown_root}/job_*/errors.json")
         for line in lines:
             self.say(line)
+
+    def final_costs(self) -> Optional[float]:
+        with JobDB.open(self.paths.database) as db:
+            return db.sum_costs()[0]
 
     def complete(self) -> bool:
         """The run is over and every finished tile's result is on disk."""

@@ -38,6 +38,8 @@ Settings (keyword arguments of ``LocalBackend``; ``BackendConfig`` holds them):
   ``"uniform:40,80"`` or ``"lognormal:60,0.3"`` (mean seconds, sigma), drawn per job from
   ``duration_seed`` (0) and the job's creation number: reproducible whatever the workers' timing.
 - ``report_progress`` (True): False leaves ``progress`` out of job metadata, as many real backends do.
+- ``offer_estimate`` (True): False drops ``GET /jobs/{id}/estimate`` from ``GET /`` and answers it
+  501 ``FeatureUnsupported``, as backends without estimates do.
 - ``auth``: ``"none"`` (default: no sign-in needed; anonymous requests are user ``"demo"``, and
   ``/credentials/basic`` accepts any name, which becomes the user id), ``"basic"``, ``"oidc"`` or
   ``"basic+oidc"``; ``users`` ({"demo": "demo"}): user -> password for basic, and the names a

@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-time", "--min-run-time", type=_duration, default="0", help=f"running: {durations}")
     p.add_argument("--duration-seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="job metadata without 'progress'")
+    p.add_argument("--no-estimate", action="store_true", help="no GET /jobs/{id}/estimate (501, not listed)")
     p.add_argument("--max-pixels-per-job", type=int, default=0, help="0 = unlimited; more fails like an executor OOM")
     p.add_argument("--sync-max-pixel-dates", type=int, default=2_000_000, help="POST /result limit (pixels x dates)")
     p.add_argument("--auth", choices=("none", "basic", "oidc", "basic+oidc"), default="none")
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         run_time=args.run_time,
         duration_seed=args.duration_seed,
         report_progress=not args.no_progress,
+        offer_estimate=not args.no_estimate,
         auth=args.auth,
         token_lifetime=args.token_lifetime,
         oidc_auto_approve_after=args.oidc_auto_approve_after,

@@ -64,6 +64,7 @@ class BackendConfig:
     run_time: Duration = field(default_factory=Duration)  # a job stays "running" at least this long (it computes)
     duration_seed: int = 0  # queue and run times are drawn per job from this seed (see durations.py)
     report_progress: bool = True  # False: job metadata has no "progress" (as on many real backends)
+    offer_estimate: bool = True  # False: GET /jobs/{id}/estimate answers 501 and is not listed (as on many backends)
     auth: str = "none"
     users: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})  # user -> password
     token_lifetime: float = 3600.0  # seconds, access tokens (basic and OIDC)

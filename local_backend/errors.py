@@ -38,6 +38,7 @@ STATUS = {
     "FormatUnsuitable": 400,
     "OutOfMemory": 500,
     "Internal": 500,
+    "FeatureUnsupported": 501,
     "ServiceUnavailable": 503,
     "BadGateway": 502,
 }

@@ -13,6 +13,7 @@ from .routes_common import ADMIN_PREFIX, root, svc
 
 API_VERSION = "1.2.0"
 UNLISTED = (ADMIN_PREFIX, "/oidc", "/download", "/udp", "/static")  # not openEO API endpoints
+ESTIMATE_RULE = "/jobs/<job_id>/estimate"  # listed only while the backend offers estimates
 
 
 bp = Blueprint("discovery", __name__)
@@ -33,7 +34,9 @@ def capabilities():
             "methods": sorted(m for m in rule.methods if m not in ("HEAD", "OPTIONS")),
         }
         for rule in current_app.url_map.iter_rules()
-        if not rule.rule.startswith(UNLISTED) and rule.rule not in ("/", "/.well-known/openeo")
+        if not rule.rule.startswith(UNLISTED)
+        and rule.rule not in ("/", "/.well-known/openeo")
+        and (cfg.offer_estimate or rule.rule != ESTIMATE_RULE)
     ]
     base = root()
     return jsonify(

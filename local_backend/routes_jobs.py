@@ -107,6 +107,8 @@ def delete_job(job_id: str):
 @bp.get("/jobs/<job_id>/estimate")
 def estimate_job(job_id: str):
     cfg = svc().config
+    if not cfg.offer_estimate:
+        raise ApiError("FeatureUnsupported", "This backend does not estimate jobs.")
     owner = user()
     job = get_job_or_404(job_id, owner)
     volume = svc().dry_run(job["process"], owner).volume

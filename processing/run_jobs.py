@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterAuthConfig,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -40,6 +41,7 @@ from ..core.run_setup import make_scheduler, refuse_untileable
 from ..gis.auth import AuthConfigError, credentials_from_authcfg, fixed_credentials
 from ..gis.compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
 from .common import TileJobsAlgorithm, start_local_backend, tr
+from .run_estimate import RunEstimates
 
 AUTH_KINDS = (AUTH_BASIC, AUTH_OIDC_CLIENT_CREDENTIALS)
 LOCAL_BACKEND_NAME = "local"
@@ -110,6 +112,9 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
     FINISHED = "FINISHED"
     FAILED = "FAILED"
     ACTIVE = "ACTIVE"
+    ESTIMATE = "ESTIMATE"
+    ESTIMATED_CREDITS = "ESTIMATED_CREDITS"
+    ESTIMATED_SECONDS = "ESTIMATED_SECONDS"
     SPLIT = "SPLIT"
 
     def flags(self):
@@ -200,6 +205,11 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             )
         )
         self.addOutput(QgsProcessingOutputNumber(self.ACTIVE, tr("Jobs still active on the backends")))
+        self.addOutput(QgsProcessingOutputNumber(self.ESTIMATED_CREDITS, tr("Estimated credits (before the start)")))
+        self.addOutput(
+            QgsProcessingOutputNumber(self.ESTIMATED_SECONDS, tr("Estimated run time in seconds (before the start)"))
+        )
+        self.addOutput(QgsProcessingOutputString(self.ESTIMATE, tr("Estimate before the start, and its source")))
         self.addOutput(QgsProcessingOutputNumber(self.SPLIT, tr("Tiles split because their job was too big")))
 
     # -----------------------------------------------------------------------------------------
@@ -306,6 +316,8 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
                 local.stop()
             raise QgsProcessingException(str(exc)) from exc
 
+        estimates = RunEstimates(path, scheduler)
+        estimates.ask(feedback)
         listener = _FeedbackListener()
         scheduler.subscribe(listener)
         started = time.monotonic()
@@ -317,6 +329,7 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             progress = report.progress
             if progress is None or not progress.total:
                 return
+            estimates.on_round(progress, feedback)
             feedback.setProgress(100.0 * progress.done / progress.total)
             if progress.counts != last_counts:
                 last_counts = dict(progress.counts)
@@ -396,5 +409,6 @@ class RunJobsAlgorithm(TileJobsAlgorithm):
             self.FINISHED: finished,
             self.FAILED: failed,
             self.ACTIVE: active,
+            **estimates.outputs(),
             self.SPLIT: outcome.split,
         }

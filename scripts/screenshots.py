@@ -172,6 +172,10 @@ def capture(app: QgsApplication) -> None:
         run = dock.run_page
         run.output.setFilePath(str(PROFILE / "results"))
         dock.show_step(4)
+        estimates = dock.run_controller.estimates
+        assert estimates.request(), run.start_message.text()
+        wait_until(app, lambda: estimates.before is not None, what="the estimate")
+        shot("05_run_estimate")
         assert dock.run_controller.start(), run.start_message.text()
         wait_until(app, lambda: run.done >= 3, timeout=120, what="the first tiles")
         shot("05_run_during")

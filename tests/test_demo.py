@@ -103,6 +103,12 @@ def test_summary_adds_up(demo) -> None:
     assert f"finished {TILES} (of {TILES})" in text
     assert f"HTTP requests  {summary['http_requests']} received by the Local demo backend" in text
     assert "wall time" in text and "demo.qgz" in text
+    # the estimate before the start (the backend's, for the typical tile's job) beside the final figures
+    estimate = summary["estimate"]
+    assert estimate["before_start"]["source"] == "backend" and by_endpoint["GET /jobs/{job_id}/estimate"] == 1
+    assert estimate["before_start"]["credits"]["value"] == pytest.approx(estimate["final"]["credits"], rel=0.01)
+    assert estimate["final"]["seconds"] == summary["run_seconds"]
+    assert "  estimate       before start " in text and "the backend's estimate for tile" in text
     # Not a terminal: progress comes as separate lines, the last one with every tile done.
     progress = [line for line in text.splitlines() if "tiles done" in line]
     assert progress and f"{TILES}/{TILES} tiles done" in progress[-1]

@@ -145,3 +145,16 @@ def test_output_folder_is_the_runs_own(dock, tmp_path) -> None:
     chosen = tmp_path / "chosen"
     controller.open_database(_run_file(tmp_path / "ghent.gpkg", output_dir=chosen))  # recorded with its run
     assert page.output.filePath() == str(chosen)
+
+
+def test_time_left_gets_the_range_of_the_finished_tiles_spread() -> None:
+    clock = FakeClock()
+    run = RunClock(clock=clock)
+    run.start()
+    run.observe(0)
+    assert run.remaining_span(10) is None  # no pace yet
+    clock.advance(20)
+    run.observe(4)  # 4 tiles in 20 s: 6 left take 30 s
+    assert run.remaining_span(10) == (30.0, 30.0, 30.0)
+    run.spread = (0.8, 1.5)  # the refinement found job times from 0.8 to 1.5 times their mean
+    assert run.remaining_span(10) == pytest.approx((24.0, 30.0, 45.0))

@@ -41,6 +41,7 @@ from .grid_page import GridPage
 from .i18n import translator
 from .process_page import ProcessPage
 from .proxies import qgis_proxies
+from .run_estimate import EstimateController
 from .run_figures import ACTIVE_TIME_KEY
 from .run_page import RunPage
 from .steps import BACKENDS, GRID, PROCESS
@@ -131,6 +132,7 @@ class RunController(QObject):
         from .run_resume import RunList
 
         self.run_list = RunList(self, iface, show_step, self)
+        self.estimates = EstimateController(self)
 
     @property
     def tile_layer(self) -> Optional[QgsVectorLayer]:
@@ -182,6 +184,7 @@ class RunController(QObject):
             self.layer_action.unregister()
         self.layer_action = TileLayerAction(session.layer, self.rows_for_fids, self.page.actions, self)
         self.layer_action.register()
+        self.estimates.opened(self.db)
         self.run_list.refresh()
 
     def open_run(self, path: str) -> bool:
@@ -243,41 +246,44 @@ class RunController(QObject):
         page.start_message.clear_message()
         return {"spec": spec, "output": page.output.filePath().strip(), "profiles": profiles}
 
-    def start(self) -> bool:
-        """Start, or resume, the run. Returns False (and shows why) when a step is not ready.
-
-        A Local demo backend among the backends is started first when it is not running (QGIS
-        was restarted), in a background task; the run then starts from there.
-        """
+    def start(self, only_fids: Optional[set[int]] = None) -> bool:
+        """Start, or resume, the run (``only_fids``: only these tiles, a pilot). Returns False (and
+        shows why) when a step is not ready."""
         if self.running or self._preparing:
             return False
         run = self.validate()
         if run is None:
             return False
-        if any(p.preset == local_demo.PRESET and p.url != local_demo.running_url() for p in run["profiles"]):
-            self._preparing = True
-            self.page.start_button.setEnabled(False)
+        return self.prepare(run, lambda ready: self._start(ready, only_fids), self.page.start_message.show_message)
 
-            def ready(profiles: list) -> None:
-                self._preparing = False
-                self.page.start_button.setEnabled(True)
-                self._start(self._moved(run, profiles))
+    def prepare(self, run: dict[str, Any], then: Callable[[dict], bool], failed: Callable[[str], None]) -> bool:
+        """``then(run)`` once every backend of ``run`` answers: a Local demo backend that is not running
+        (QGIS was restarted) is started first, in a background task (then True), ``failed(message)`` if
+        it cannot; else ``then(run)`` now, and what it returns."""
+        if not any(p.preset == local_demo.PRESET and p.url != local_demo.running_url() for p in run["profiles"]):
+            return then(run)
+        self._preparing = True
+        self.page.start_button.setEnabled(False)
 
-            def failed(error: BaseException) -> None:
-                self._preparing = False
-                self.page.start_button.setEnabled(True)
-                self.page.start_message.show_message(str(error))
+        def ready(profiles: list) -> None:
+            self._preparing = False
+            self.page.start_button.setEnabled(True)
+            then(self._moved(run, profiles))
 
-            self._keep = [
-                run_in_background(
-                    tr("Starting the Local demo backend"),
-                    lambda _task: [local_demo.ready_profile(p) for p in run["profiles"]],
-                    ready,
-                    failed,
-                )
-            ]
-            return True
-        return self._start(run)
+        def error(exc: BaseException) -> None:
+            self._preparing = False
+            self.page.start_button.setEnabled(True)
+            failed(str(exc))
+
+        self._keep = [
+            run_in_background(
+                tr("Starting the Local demo backend"),
+                lambda _task: [local_demo.ready_profile(p) for p in run["profiles"]],
+                ready,
+                error,
+            )
+        ]
+        return True
 
     def _moved(self, run: dict[str, Any], profiles: list) -> dict[str, Any]:
         """``run`` with the backends at their current URLs (the process URL moved along with its backend)."""
@@ -288,9 +294,10 @@ class RunController(QObject):
                 self.pages.backends.update_url(new)
         return {**run, "spec": spec, "profiles": profiles}
 
-    def _start(self, run: dict[str, Any]) -> bool:
+    def _start(self, run: dict[str, Any], only_fids: Optional[set[int]] = None) -> bool:
         self.snapshot = CredentialSnapshot(run["profiles"], self)
         try:
+            self.estimates.before_start(run["spec"])
             self.scheduler = make_scheduler(
                 self.db.path,  # a connection of its own: the panel's reads never wait for the engine's commits
                 spec=run["spec"],
@@ -300,6 +307,7 @@ class RunController(QObject):
                 proxies=qgis_proxies(),
                 refresh_token_sink=self.snapshot.sink,
             )
+            self.scheduler.only_fids = only_fids
             self.session.start(self.scheduler)
         except Exception as exc:  # noqa: BLE001 (shown to the user)
             self.page.start_message.show_message(str(exc))
@@ -428,6 +436,14 @@ class RunController(QObject):
         rows = self.db.get_many(list(fids), columns=[c for c in DB_COLUMNS if c != "fid"])
         self.page.update_rows(rows)
 
+    def refresh_tile(self, fid: int) -> None:
+        """A tile changed outside the engine (an estimate's job): its row and its colour."""
+        self._refresh_fids([fid])
+        self.page.show_counts(self.page.model.counts())
+        if self.session is not None:
+            row = (self.rows_for_fids([fid]) or [{}])[0]
+            self.session.updater.on_status_changed(StatusChange(row.get("status", ""), (row.get("tile_id"),), (fid,)))
+
     def _status_changed(self, change: StatusChange) -> None:
         if change.fids:
             self._refresh_fids(change.fids)
@@ -437,6 +453,7 @@ class RunController(QObject):
         self.page.show_backends(progress.active_per_backend, self.backend_states)
         self.page.show_next_check(progress.next_check)
         self.page.show_downloads(progress.downloads)
+        self.estimates.on_progress(progress)
 
     def check_now(self) -> None:
         """Ask the backends about their jobs in the next round (thread-safe: the engine's inbox)."""

@@ -36,6 +36,9 @@ class RunClock:
         self._paced_s = 0.0  # active seconds of earlier start/stop cycles of this session, since their base
         self._paced_done = 0  # tiles done in those cycles, since their base
         self._done = 0
+        #: Range of the time left as factors of it (low, high): the spread of the finished tiles'
+        #: job times, set by the estimate's refinement (ui.run_estimate); (1, 1) = no range.
+        self.spread: tuple[float, float] = (1.0, 1.0)
 
     @property
     def running(self) -> bool:
@@ -86,3 +89,11 @@ class RunClock:
             return 0.0
         pace = self.pace()
         return None if pace is None else left / pace
+
+    def remaining_span(self, total: int) -> Optional[tuple[float, float, float]]:
+        """(low, value, high) seconds left: :meth:`remaining` with the range of :attr:`spread`."""
+        value = self.remaining(total)
+        if value is None:
+            return None
+        low, high = self.spread
+        return value * min(1.0, low), value, value * max(1.0, high)

@@ -32,6 +32,7 @@ from ..core import statuses
 from . import settings
 from .flow_layout import FlowLayout
 from .i18n import translator
+from .run_estimate import EstimateView
 from .run_figures import Clock, RunClock
 from .tile_table import COLUMNS, FID_ROLE, TileFilterModel, TileTableModel
 from .widgets import ElidingComboBox, FieldMessage, WrapLabel, add_field, button_row, icon, new_form, tooltip_shows_text
@@ -164,6 +165,9 @@ class RunPage(QWidget):
         self.start_button.setToolTip(tr("Start the run, or resume it where it stopped"))
         self.stop_button.setToolTip(tr("Stop watching and starting jobs; jobs already on the backends go on"))
         self.cancel_remote_button.setToolTip(tr("Cancel every job of this run that is still on a backend"))
+        self.estimate = EstimateView()
+        form.addRow(QLabel(tr("Estimate:")))
+        form.addRow(self.estimate)  # the whole width: its text is a few lines long
         form.addRow(button_row(self.start_button, self.stop_button, self.retry_button, self.cancel_remote_button))
         self.start_message = FieldMessage()
         form.addRow(self.start_message)
@@ -333,6 +337,7 @@ class RunPage(QWidget):
         self.output.setEnabled(not running)
         self.open_button.setEnabled(not running)
         self.show_run_button.setEnabled(not running and self.runs.count() > 0)
+        self.estimate.set_enabled(not running)
         if running:
             self.clock.start()
             self._clock.start()
@@ -431,8 +436,15 @@ class RunPage(QWidget):
         elif not self.running:
             self.eta_label.setText("–")
         else:
-            remaining = self.clock.remaining(self.total)
-            self.eta_label.setText(tr("estimating…") if remaining is None else format_duration(remaining))
+            span = self.clock.remaining_span(self.total)
+            if span is None:
+                self.eta_label.setText(tr("estimating…"))
+            else:
+                low, value, high = span
+                text = format_duration(value)
+                if format_duration(low) != format_duration(high):
+                    text += f" ({format_duration(low)}–{format_duration(high)})"
+                self.eta_label.setText(text)
 
     # table --------------------------------------------------------------------------------
     def selected_rows(self) -> list[dict]:
