@@ -9,6 +9,7 @@ and each keeps its best time (other work on the machine only ever adds time); th
 from __future__ import annotations
 
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from local_backend import LocalBackend
 SUMMER = ["2024-06-01", "2024-09-01"]
 ROUNDS = 3
 #: How often the client lists the jobs while waiting: a client polling faster takes CPU from the workers.
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.5
 TO_LONLAT = pyproj.Transformer.from_crs(32631, 4326, always_xy=True)
 
 
@@ -38,9 +39,10 @@ def tile(i: int) -> dict:
 
 
 def run_jobs(backend: LocalBackend, tiles: list[int]) -> tuple[float, list[float]]:
-    """Create and start one composite job per tile, wait for all; (wall seconds, job durations)."""
+    """Create and start one composite job per tile, wait for all; (seconds from the first job's start
+    to the last one's end on the backend, job durations). Timed by the backend's own records: how
+    often this client looks is not the backend's speed."""
     con = openeo.connect(backend.url)
-    start = time.perf_counter()
     jobs = []
     for i in tiles:
         cube = con.datacube_from_process(
@@ -57,9 +59,13 @@ def run_jobs(backend: LocalBackend, tiles: list[int]) -> tuple[float, list[float
                     raise RuntimeError(f"job {job['id']} failed: {con.job(job['id']).logs(level='error')}")
                 pending.discard(job["id"])
         time.sleep(POLL_SECONDS)
-    wall = time.perf_counter() - start
     durations = [con.job(j.job_id).describe()["usage"]["duration"]["value"] for j in jobs]
-    return wall, durations
+    ids = [job.job_id for job in jobs]
+    with sqlite3.connect(str(backend.data_dir / "jobs.sqlite")) as db:
+        marks = ",".join("?" * len(ids))
+        query = f"SELECT MIN(queued_at), MAX(finished_at) FROM jobs WHERE id IN ({marks})"
+        first, last = db.execute(query, ids).fetchone()
+    return last - first, durations
 
 
 def sixteen_jobs(pixel_size: float, compute: str, workers: int) -> tuple[float, float]:
