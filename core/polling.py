@@ -43,8 +43,10 @@ DEFAULT_MAX_INTERVAL = 120.0
 UNKNOWN_FRACTION = 0.25
 #: ... but not more often than this many minimum intervals (the first seconds of a job rarely end it).
 UNKNOWN_MIN_INTERVALS = 2.0
-#: Predicted ends less than this many minimum intervals apart are awaited by one check.
+#: Predicted ends less than a minimum interval apart are awaited by one check; up to this many minimum
+#: intervals apart when that is less than GROUP_FRACTION of a typical job (the earlier job's slot waits).
 GROUP_INTERVALS = 2.0
+GROUP_FRACTION = 0.05
 #: A job past the end its progress predicted is asked about after this fraction of its age.
 OVERDUE_FRACTION = 0.02
 #: One progress reading predicts the end only when the start of running is known to this fraction of the run.
@@ -307,7 +309,8 @@ class PollingPolicy:
             # Ends close together are caught by one check after the last of them: a check at the first
             # would find the others still running and could not ask again for a minimum interval.
             first = min(ends)
-            window = GROUP_INTERVALS * self.min_interval
+            typical = self._typical_total() or 0.0
+            window = max(self.min_interval, min(GROUP_INTERVALS * self.min_interval, GROUP_FRACTION * typical))
             waits.append(max(end for end in ends if end <= first + window) + margin - now)
         if unpredicted:
             wait = self._wait_without_progress(now, unpredicted)
