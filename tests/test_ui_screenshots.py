@@ -15,6 +15,7 @@ SHOTS = (
     "03_sign_in_dialog",
     "03_backends",
     "04_process",
+    "05_run_estimate",
     "05_run_during",
     "map_during",
     "05_run_done",

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QPushButton, QVBoxLayout, QWidget
@@ -46,8 +46,28 @@ from .proxies import qgis_proxies
 from .tasks import run_in_background
 from .widgets import WrapLabel, button_row
 
-if TYPE_CHECKING:
-    from .run_controller import RunController
+
+class RunHost(Protocol):
+    """What the estimate needs of the run controller (:class:`ui.run_controller.RunController`), named
+    here so that this module, which the Run page imports, does not import the controller back."""
+
+    page: Any  # ui.run_page.RunPage
+    pages: Any  # ui.run_controller.RunPages
+    db: Optional[JobDB]
+    scheduler: Optional[Any]  # core.scheduler.Scheduler
+    runFinished: Any  # the controller's pyqtSignal(str)
+
+    @property
+    def running(self) -> bool: ...
+
+    def validate(self) -> Any: ...
+
+    def prepare(self, run: Any, then: Callable[..., None], failed: Callable[[str], None]) -> Any: ...
+
+    def start(self, only_fids: Optional[set[int]] = None) -> Any: ...
+
+    def refresh_tile(self, fid: int) -> None: ...
+
 
 tr = translator("RunEstimate")
 log = logging.getLogger(__name__)
@@ -114,7 +134,7 @@ def describe_before(estimate: RunEstimate) -> str:
 class EstimateController(QObject):
     """Drives :class:`EstimateView` for the run controller's run (main thread; work in QgsTasks)."""
 
-    def __init__(self, runs: RunController) -> None:
+    def __init__(self, runs: RunHost) -> None:
         super().__init__(runs)
         self.runs = runs
         self.view: EstimateView = runs.page.estimate
