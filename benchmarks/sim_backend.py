@@ -69,7 +69,7 @@ class SimJob:
             elif t < run_start:
                 status, prog, updated = "queued", 0.0, self.started
             elif t < run_start + self.run_time:
-                status, updated = "running", t
+                status, updated = "running", run_start
                 prog = round(100.0 * (t - run_start) / self.run_time, 1) if progress else None
             else:
                 status, prog, updated = "finished", 100.0, run_start + self.run_time

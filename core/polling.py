@@ -7,17 +7,20 @@ A backend is asked only when something may have changed there:
 * near the expected end of each active job, learned from this run's own jobs:
 
   - with ``progress`` (two readings give its rate; one reading and when the job began running
-    -- between the checks that saw it waiting and running, narrowed by the queue times learned
-    sharply on this backend -- give a first guess): at the predicted end, one check for ends
-    less than ``min_interval`` apart; a job whose end cannot be predicted yet is asked about no
-    later than the latest its one reading allows (had it run since the earliest moment it can
-    have begun, its progress would be slowest);
+    -- the backend's ``updated`` if it lies between the checks that saw it waiting and running,
+    else between those checks, narrowed by the queue times learned sharply on this backend --
+    give a first guess): at the predicted end, one check for ends less than ``min_interval``
+    apart; a job whose end cannot be predicted yet is asked about no later than the latest its
+    one reading allows (had it run since the earliest moment it can have begun, its progress
+    would be slowest). Once a backend's ``updated`` moves while a job keeps running, it is not
+    taken for the time of a status change on that backend again;
   - else from the durations (start to end) of the jobs of this run that finished on this
-    backend (before it has any: on the run's other backends): each check comes when some
-    job has a :data:`FIND_CHANCE` of having ended since the last one, given those durations
-    and the jobs' ages -- dense where jobs usually end, sparse before and after, and never
-    closer than :data:`MIN_WAIT_FRACTION` of a typical duration; a job older than every one
-    seen is asked about at intervals growing with how much older it is;
+    backend (before it has any: on the run's other backends), modelled as a log-normal
+    (:mod:`core.duration_model`): each check comes when some job has a :data:`FIND_CHANCE`
+    of having ended since the last one, given that model and the jobs' ages -- dense where
+    jobs usually end, sparse before and after (a job much older than usual is asked about at
+    intervals growing with its age), and never closer than :data:`MIN_WAIT_FRACTION` of a
+    typical duration;
   - nothing learned yet (the first jobs, no progress): at intervals growing with the
     oldest job's age (:data:`UNKNOWN_FRACTION` of it);
 
@@ -31,10 +34,11 @@ a resumed run starts with it. All times are wall-clock seconds (job timestamps a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from .duration_model import DurationModel, quantile
 
 LOOPBACK_MIN_INTERVAL = 1.0
 REMOTE_MIN_INTERVAL = 5.0
@@ -60,38 +64,13 @@ MIN_WAIT_FRACTION = 0.015
 #: A check after a start waits for a check planned within this many minimum intervals instead.
 MERGE_INTERVALS = 4.0
 #: ... or within this fraction of the expected job duration.
-MERGE_FRACTION = 0.4
+MERGE_FRACTION = 0.6
 #: With progress, the check after a start comes this fraction of a typical job into its run.
 FIRST_READING_FRACTION = 0.25
 #: Queue times needed before they help to date when a job began running.
 MIN_QUEUE_SAMPLES = 2
 #: Durations kept per kind (the most recent ones).
 MAX_SAMPLES = 64
-
-
-def cdf(values: Sequence[float], x: float) -> float:
-    """The share of ``values`` at or below ``x``, interpolated like :func:`quantile` (its inverse)."""
-    ordered = sorted(values)
-    if not ordered or x < ordered[0]:
-        return 0.0
-    if x >= ordered[-1]:
-        return 1.0
-    n = len(ordered) - 1
-    for i in range(n):
-        lo, hi = ordered[i], ordered[i + 1]
-        if lo <= x < hi:
-            return (i + (x - lo) / (hi - lo)) / n
-    return 1.0
-
-
-def quantile(values: Sequence[float], q: float) -> Optional[float]:
-    """The ``q`` quantile of ``values`` (linear interpolation); None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * min(1.0, max(0.0, q))
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)
@@ -102,6 +81,8 @@ class JobView:
     started_at: float  # when its start was asked for
     running: bool
     progress: Optional[float] = None  # percent, as the backend last reported it
+    #: The backend's ``updated``: in the openEO API, when the job's status last changed.
+    status_since: Optional[float] = None
 
 
 @dataclass
@@ -109,8 +90,9 @@ class _Track:
     """What the policy remembers of one job between checks."""
 
     last_not_running: Optional[float] = None
-    running_since: Optional[float] = None
-    running_since_error: float = 0.0  # how far off running_since may be (seconds)
+    #: It began running between these two times: the checks that saw it waiting and running.
+    running_between: Optional[tuple[float, float]] = None
+    status_since: Optional[float] = None  # the backend's ``updated`` when first seen running
     first_progress: Optional[tuple[float, float]] = None  # (time, percent)
     last_progress: Optional[tuple[float, float]] = None
 
@@ -126,6 +108,9 @@ class PollingPolicy:
     total_times: list[float] = field(default_factory=list)
     #: Did the backend ever report a progress strictly between 0 and 100 for a running job?
     reports_progress: bool = False
+    #: Does the backend's ``updated`` stay put while a job runs, as the openEO API describes it (the
+    #: time of the last status change)? False once it moved for a job that stayed running.
+    updated_is_status_change: bool = True
     #: Wall time of the next check; None: nothing to ask (no active job).
     next_at: Optional[float] = 0.0
     last_check: Optional[float] = None
@@ -175,16 +160,19 @@ class PollingPolicy:
         if not job.running:
             track.last_not_running = now
             return
-        if track.running_since is None:
-            # It started running between the check that saw it waiting and this one: take the middle.
+        if track.running_between is None:
             before = track.last_not_running if track.last_not_running is not None else job.started_at
-            track.running_since = (before + now) / 2 if before <= now else now
-            track.running_since_error = abs(now - before) / 2
-            queued_for = track.running_since - job.started_at
+            track.running_between = (min(before, now), now)
+            track.status_since = job.status_since
+            since, error = self._seen_running_since(track)
+            queued_for = since - job.started_at
             # Only a sharp observation teaches the queue time: a midpoint between checks far apart would
             # push the check after the next start later and later.
-            if before >= job.started_at and track.running_since_error <= max(self.min_interval, 0.25 * queued_for):
+            if before >= job.started_at and error <= max(self.min_interval, 0.25 * queued_for):
                 self._add(self.queue_times, queued_for)
+        elif job.status_since is not None and track.status_since not in (None, job.status_since):
+            self.updated_is_status_change = False  # it moved while the job kept running
+            self.dirty = True
         p = job.progress
         if p is not None and 0 < p < 100:
             self.reports_progress = True
@@ -213,7 +201,7 @@ class PollingPolicy:
     def predicted_end(self, job: JobView) -> Optional[float]:
         """The end ``job``'s progress predicts (wall seconds); None without progress readings."""
         track = self._tracks.get(job.job_id)
-        if not job.running or track is None or track.running_since is None or track.last_progress is None:
+        if not job.running or track is None or track.running_between is None or track.last_progress is None:
             return None
         first, last = track.first_progress, track.last_progress
         if first is not None and last[0] > first[0] and last[1] > first[1]:
@@ -228,18 +216,28 @@ class PollingPolicy:
         """The latest ``job`` can end, from its last progress reading: had it run since the earliest time
         it can have begun running, its progress would be slowest (None without a reading)."""
         track = self._tracks.get(job.job_id)
-        if not job.running or track is None or track.running_since is None or track.last_progress is None:
+        if not job.running or track is None or track.running_between is None or track.last_progress is None:
             return None
         since, error = self._running_since(track, job)
         at, percent = track.last_progress
         return at + max(0.0, at - (since - error)) * (100.0 - percent) / percent
 
+    def _seen_running_since(self, track: _Track) -> tuple[float, float]:
+        """When the job began running by what the checks saw, and how far off that may be: the time
+        of its status change if the backend gives one between the two checks, else their middle."""
+        assert track.running_between is not None
+        lo, hi = track.running_between
+        since = track.status_since
+        if self.updated_is_status_change and since is not None and lo <= since <= hi:
+            return since, 0.0
+        return (lo + hi) / 2, (hi - lo) / 2
+
     def _running_since(self, track: _Track, job: JobView) -> tuple[float, float]:
-        """When ``job`` began running, and how far off that may be: between the checks that saw it
-        waiting and running, narrowed by the queue times this backend showed (its start plus one of
-        them), so that one progress reading can predict the end."""
-        assert track.running_since is not None
-        lo, hi = track.running_since - track.running_since_error, track.running_since + track.running_since_error
+        """When ``job`` began running, and how far off that may be: as the checks saw it, narrowed by
+        the queue times this backend showed (its start plus one of them), so that one progress
+        reading can predict the end."""
+        since, error = self._seen_running_since(track)
+        lo, hi = since - error, since + error
         queue = quantile(self.queue_times, 0.5)
         if queue is not None and len(self.queue_times) >= MIN_QUEUE_SAMPLES:
             # the whole range seen, not half of it: a few samples understate how far queue times vary
@@ -255,34 +253,27 @@ class PollingPolicy:
             return self.total_times
         return [t for peer in self.peers if peer is not self for t in peer.total_times]
 
-    def _end_chance(self, durations: Sequence[float], age: float, wait: float) -> float:
-        """The chance a job of this ``age`` (not ended yet) ends within ``wait`` seconds, from ``durations``."""
-        done = cdf(durations, age)
-        if done >= 1.0:  # older than every job seen: as if it ended within FIND_CHANCE**-1 times its excess
-            excess = max(self.min_interval, age - (quantile(durations, 0.5) or 0.0))
-            return min(1.0, FIND_CHANCE * wait / excess)
-        return (cdf(durations, age + wait) - done) / (1.0 - done)
-
     def _wait_without_progress(self, now: float, jobs: Sequence[JobView]) -> Optional[float]:
         """The wait after which some of ``jobs`` has a FIND_CHANCE of having ended (None: nothing learned)."""
-        durations = self._durations()
-        if not durations or not jobs:
+        model = DurationModel.fit(self._durations())
+        if model is None or not jobs:
             return None
         ages = [now - job.started_at for job in jobs]
 
         def chance(wait: float) -> float:
             missed = 1.0
             for age in ages:
-                missed *= 1.0 - self._end_chance(durations, age, wait)
+                missed *= 1.0 - model.end_chance(age, wait)
             return 1.0 - missed
 
         lo, hi = 0.0, self.max_interval
         if chance(hi) < FIND_CHANCE:
             return hi
-        for _ in range(30):  # bisection: the shortest wait with that chance
+        for _ in range(20):  # bisection: the shortest wait with that chance (to 0.1 ms)
             mid = (lo + hi) / 2
             lo, hi = (lo, mid) if chance(mid) >= FIND_CHANCE else (mid, hi)
-        return hi
+        # many jobs at once: not more often than a slot can afford to idle
+        return max(hi, MIN_WAIT_FRACTION * model.typical())
 
     def plan(self, now: float, jobs: Sequence[JobView], deadlines: Sequence[float] = ()) -> None:
         """After a check that saw ``jobs`` (the backend's active jobs): when to ask next.
@@ -319,8 +310,6 @@ class PollingPolicy:
                     UNKNOWN_MIN_INTERVALS * self.min_interval,
                     UNKNOWN_FRACTION * max(now - job.started_at for job in unpredicted),
                 )
-            else:  # many jobs at once: not more often than a slot can afford to idle
-                wait = max(wait, MIN_WAIT_FRACTION * (quantile(self._durations(), 0.5) or 0.0))
             waits.append(wait)
         waits += [t - now for t in deadlines]
         self.next_at = now + min(self.max_interval, max(self.min_interval, min(waits)))
@@ -333,6 +322,7 @@ class PollingPolicy:
             "queue_times": list(self.queue_times),
             "total_times": list(self.total_times),
             "reports_progress": self.reports_progress,
+            "updated_is_status_change": self.updated_is_status_change,
         }
 
     def load(self, data: Optional[dict[str, Any]]) -> None:
@@ -344,6 +334,7 @@ class PollingPolicy:
             if isinstance(values, list):
                 setattr(self, name, [float(v) for v in values if isinstance(v, (int, float))][-MAX_SAMPLES:])
         self.reports_progress = bool(data.get("reports_progress", False))
+        self.updated_is_status_change = bool(data.get("updated_is_status_change", True))
 
 
 def default_min_interval(is_loopback: bool) -> float:

@@ -205,7 +205,8 @@ class Tracker:
             elif status in statuses.TRACKED_STATUSES:
                 progress = job.get("progress")
                 running = job.get("status", status) == RUNNING
-                view = JobView(jid, started_at, running, progress if isinstance(progress, (int, float)) else None)
+                progress = progress if isinstance(progress, (int, float)) else None
+                view = JobView(jid, started_at, running, progress, parse_utc(job.get("updated")))
                 policy.observe(now, view)
                 views.append(view)
                 running_since = parse_utc(rnd.updates.get(int(row["fid"]), {}).get("running_start_time"))

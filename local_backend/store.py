@@ -147,8 +147,12 @@ class JobStore:
         return [_job_dict(r) for r in self._page(sql, [user_id], "<", before_seq, "DESC", limit)]
 
     def update_job(self, job_id: str, where: str = "", where_params: Iterable[Any] = (), **fields: Any) -> bool:
-        """Set columns (JSON-encoding dicts); ``where`` adds a guard like ``status = 'running'``."""
-        fields["updated"] = rfc3339()
+        """Set columns (JSON-encoding dicts); ``where`` adds a guard like ``status = 'running'``.
+
+        ``updated`` is the time of the last status change, as the openEO API describes it: a client
+        can tell from it when a job began running (progress and costs do not move it)."""
+        if "status" in fields:
+            fields["updated"] = rfc3339()
         cols = ", ".join(f"{k} = ?" for k in fields)
         values = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
         sql = f"UPDATE jobs SET {cols} WHERE id = ?" + (f" AND ({where})" if where else "")

@@ -3,6 +3,7 @@ without ``progress``, and response bytes per endpoint, over real HTTP with the o
 
 from __future__ import annotations
 
+import calendar
 import statistics
 import time
 
@@ -121,6 +122,28 @@ def test_progress_can_be_switched_off(local_backend_factory):
         job.stop()
     assert seen[True] == (True, True, "running")
     assert seen[False] == (False, False, "running")
+
+
+def test_updated_is_when_the_status_last_changed_not_each_progress(local_backend_factory):
+    backend = local_backend_factory(run_time=8)
+    con = openeo.connect(backend.url)
+    job = small_job(con)
+    job.start()
+    readings = []
+    deadline = time.monotonic() + 20
+    while len(readings) < 2 and time.monotonic() < deadline:
+        meta = job.describe()
+        if meta["status"] == "running" and meta.get("progress", 0) > 0:
+            if not readings or meta["progress"] > readings[-1]["progress"]:
+                readings.append(meta)
+        time.sleep(0.2)
+    assert len(readings) == 2, "the job did not report a growing progress"
+    # the progress moved, 'updated' did not: it is when the job began running (as the openEO API says)
+    assert readings[0]["updated"] == readings[1]["updated"]
+    began = calendar.timegm(time.strptime(readings[0]["updated"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert time.time() - 20 < began <= time.time()
+    wait_all(con, [job.job_id])
+    assert job.describe()["updated"] > readings[1]["updated"]  # finishing is a status change
 
 
 def test_counts_give_response_bytes_per_endpoint(local_backend):

@@ -8,18 +8,31 @@ from engine_crash_worker import make_db, make_scheduler, run_engine
 
 from openeo_tile_jobs.core import statuses
 from openeo_tile_jobs.core.backends import Backend, BackendProfile
+from openeo_tile_jobs.core.duration_model import DurationModel, quantile
 from openeo_tile_jobs.core.events import RecordingListener
-from openeo_tile_jobs.core.polling import JobView, PollingPolicy, cdf, quantile
+from openeo_tile_jobs.core.polling import JobView, PollingPolicy
 
 T0 = 1_800_000_000.0
 
 
-def test_quantile_and_cdf_are_inverse():
+def test_quantile_interpolates_between_samples():
     values = [10.0, 20.0, 40.0]
     assert quantile(values, 0.0) == 10.0 and quantile(values, 1.0) == 40.0 and quantile(values, 0.75) == 30.0
-    for q in (0.0, 0.25, 0.5, 0.9):
-        assert cdf(values, quantile(values, q)) == pytest.approx(q)
-    assert quantile([], 0.5) is None and cdf(values, 5.0) == 0.0 and cdf(values, 50.0) == 1.0
+    assert quantile([], 0.5) is None
+
+
+def test_the_duration_model_expects_ends_near_the_typical_time_and_spreads_with_few_samples():
+    model = DurationModel.fit([50.0, 60.0, 72.0])
+    assert model.typical() == pytest.approx(60.0, rel=0.01)
+    # a job of 55 s is more likely to end in the next 10 s than one of 10 s (before any ended)
+    assert model.end_chance(55.0, 10.0) > 5 * model.end_chance(10.0, 10.0)
+    # three close samples do not make the spread as narrow as they are: the prior still counts
+    assert model.log_spread > 0.3
+    many = DurationModel.fit([50.0, 60.0, 72.0] * 20)
+    assert many.log_spread < 0.25 and many.end_chance(55.0, 10.0) > model.end_chance(55.0, 10.0)
+    # a job ten times older than usual is not about to end either: checks on it grow sparse
+    assert model.end_chance(600.0, 10.0) < model.end_chance(70.0, 10.0)
+    assert DurationModel.fit([]) is None
 
 
 def test_a_backend_without_jobs_is_not_asked_and_checks_stay_within_bounds():
@@ -86,6 +99,39 @@ def test_learned_queue_times_let_one_progress_reading_predict_the_end():
     assert unaware.predicted_end(job) is None  # without queue times: anywhere in 0-30 s, too unsure
 
 
+def test_the_backends_status_change_time_lets_one_reading_predict_the_end():
+    policy = PollingPolicy(min_interval=1.0)
+    # started at T0, seen queued at T0 + 1, running at T0 + 20 (12.5 %): the backend says since T0 + 4
+    policy.observe(T0 + 1, JobView("a", T0, running=False))
+    job = JobView("a", T0, running=True, progress=12.5, status_since=T0 + 4)
+    policy.observe(T0 + 20, job)
+    assert policy.predicted_end(job) == pytest.approx(T0 + 4 + 16 * 8, abs=1e-6)
+    assert policy.queue_times == [4.0]  # sharp, so it teaches the queue time too
+    # a time outside the checks that saw it waiting and running is not believed
+    odd = JobView("b", T0, running=True, progress=12.5, status_since=T0 + 30)
+    policy.observe(T0 + 20, odd)
+    assert policy.predicted_end(odd) is None
+
+
+def test_an_updated_that_moves_while_the_job_runs_is_not_taken_for_its_start():
+    policy = PollingPolicy(min_interval=1.0)
+    policy.observe(T0 + 1, JobView("a", T0, running=False))
+    policy.observe(T0 + 20, JobView("a", T0, running=True, progress=10.0, status_since=T0 + 19.9))
+    # this backend bumps 'updated' with every progress change: the first reading alone misleads ...
+    job = JobView("a", T0, running=True, progress=12.0, status_since=T0 + 21.9)
+    policy.observe(T0 + 22, job)
+    assert not policy.updated_is_status_change
+    # ... so the rate comes from the two readings (1 % per second), and later jobs get no prediction
+    assert policy.predicted_end(job) == pytest.approx(T0 + 22 + 88, abs=1e-6)
+    policy.observe(T0 + 31, JobView("b", T0 + 30, running=False))
+    later = JobView("b", T0 + 30, running=True, progress=20.0, status_since=T0 + 39.9)
+    policy.observe(T0 + 40, later)
+    assert policy.predicted_end(later) is None
+    restored = PollingPolicy()
+    restored.load(policy.to_dict())
+    assert not restored.updated_is_status_change
+
+
 def test_a_job_nearly_done_by_one_reading_is_asked_about_by_the_latest_it_can_end():
     policy = PollingPolicy(min_interval=1.0, total_times=[60.0, 70.0])
     job = JobView("j", T0, running=True, progress=96.8)  # first seen 31 s after its start, nearly done
@@ -118,7 +164,8 @@ def test_learned_durations_place_checks_where_jobs_end_and_survive_a_resume():
         policy.record_end(T0 + duration, f"old{i}", started_at=T0, ended_at=T0 + duration)
     job = JobView("new", started_at=T0 + 100, running=True)
     policy.plan(T0 + 101, [job])
-    assert policy.next_at >= T0 + 100 + 50.0  # nothing to ask before the shortest job seen
+    # nothing to ask long before the shortest job seen (50 s), and asked by the typical one (60 s)
+    assert T0 + 100 + 40.0 <= policy.next_at <= T0 + 100 + 60.0
     # a resumed run (a new policy from the run record) plans the same
     resumed = PollingPolicy(min_interval=1.0)
     resumed.load(policy.to_dict())
