@@ -24,7 +24,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SHOTS = REPO / "build" / "desktop"
-#: The run's files: not under /tmp, which QGIS treats as temporary layers (it asks before closing).
+#: The run's files. QGIS treats files under its temporary folder as temporary layers and asks before
+#: closing; the QGIS started here gets a folder of its own (TMPDIR), so a checkout under /tmp works too.
 WORK = REPO / "build" / "desktop-work"
 VENV_SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"), None)
 PHASE_TIMEOUT_S = 240
@@ -87,12 +88,15 @@ def start_qgis(display: str, root: Path, phase: str, project: Path | None = None
     )
     runtime = root / "runtime"
     runtime.mkdir(mode=0o700, exist_ok=True)
+    qgis_tmp = root / "qgis-tmp"
+    qgis_tmp.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env.update(
         DISPLAY=display,
         QGIS_CUSTOM_CONFIG_PATH=str(root / "qgis-config"),
         HOME=str(root / "home"),
         XDG_RUNTIME_DIR=str(runtime),
+        TMPDIR=str(qgis_tmp),
         PYTHONPATH=os.pathsep.join(p for p in (str(VENV_SITE or ""), env.get("PYTHONPATH", "")) if p),
         OTJ_DESKTOP_CONFIG=str(config),
     )
